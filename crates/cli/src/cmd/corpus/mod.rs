@@ -1,0 +1,26 @@
+//! `mathforge corpus ...`: each verb's flags and runner live in their own file.
+use clap::Subcommand;
+
+pub mod decont;
+pub mod dedup;
+pub mod extract;
+
+/// Verbs of `mathforge corpus`.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Extract math-preserving text from WARC/HTML into JSONL/Parquet documents.
+    Extract(extract::Args),
+    /// URL, exact-text and MinHash-LSH near-duplicate removal.
+    Dedup(dedup::Args),
+    /// Remove documents that contain benchmark 10-grams.
+    Decont(decont::Args),
+}
+
+/// Run `mathforge corpus`.
+pub fn run(cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Extract(a) => extract::run(a),
+        Command::Dedup(a) => dedup::run(a),
+        Command::Decont(a) => decont::run(a),
+    }
+}

@@ -1,0 +1,74 @@
+//! `mathforge`: the DeepSeekMath recipe from one binary. Thin glue: parse flags, build library
+//! configs, run, report. Each area lives in `cmd/<area>.rs` (one owner per file).
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod util;
+
+/// mathforge: mine a math corpus, train a math LLM (pretrain, SFT, GRPO), verify and evaluate.
+#[derive(Parser)]
+#[command(name = "mathforge", version, about, long_about = None, after_help = "\
+Examples:
+  mathforge verify --reference '\\frac{1}{2}' --response 'The answer is $0.5$.'
+  mathforge fasttext supervised -input train.txt -output model -dim 256 -wordNgrams 3
+  mathforge generate --model runs/tiny/sft --prompt 'What is 2+3?'")]
+struct Cli {
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Corpus pipeline: extract, dedup, decontaminate, mine.
+    #[command(subcommand)]
+    Corpus(cmd::corpus::Command),
+    /// fastText-compatible classifier with fastText's own flags and output format.
+    Fasttext(cmd::fasttext::Args),
+    /// Train or inspect tokenizers.
+    #[command(subcommand)]
+    Tokenizer(cmd::tokenizer::Command),
+    /// Create or inspect models.
+    #[command(subcommand)]
+    Model(cmd::model::Command),
+    /// Sample completions from a model.
+    Generate(cmd::generate::Args),
+    /// Per-token log-probabilities of texts or completions (lm-eval loglikelihood).
+    Score(cmd::score::Args),
+    /// Grade responses against reference answers.
+    Verify(cmd::verify::Args),
+    /// Pretrain, SFT, GRPO and the other trainers of the unified paradigm.
+    #[command(subcommand)]
+    Train(cmd::train::Command),
+    /// Evaluate on math benchmarks.
+    Eval(cmd::eval::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    util::init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Corpus(c) => cmd::corpus::run(c),
+        Command::Fasttext(a) => cmd::fasttext::run(a),
+        Command::Tokenizer(c) => cmd::tokenizer::run(c),
+        Command::Model(c) => cmd::model::run(c),
+        Command::Generate(a) => cmd::generate::run(a),
+        Command::Score(a) => cmd::score::run(a),
+        Command::Verify(a) => cmd::verify::run(a),
+        Command::Train(c) => cmd::train::run(c),
+        Command::Eval(a) => cmd::eval::run(a),
+    };
+    if let Err(err) = result {
+        // A closed stdout (e.g. `| head`) is not a failure.
+        if err.chain().any(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        }) {
+            std::process::exit(0);
+        }
+        eprintln!("error: {err:#}");
+        std::process::exit(2);
+    }
+}

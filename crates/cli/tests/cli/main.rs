@@ -1,0 +1,9 @@
+//! Integration tests of the `mathforge` binary, one module per area.
+mod util;
+
+mod corpus;
+mod eval;
+mod fasttext;
+mod model;
+mod train;
+mod verify;

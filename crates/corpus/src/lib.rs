@@ -1,0 +1,8 @@
+//! The DeepSeekMath corpus pipeline (paper §2.1): WARC/WET/JSONL/Parquet IO, math-preserving HTML
+//! extraction, URL/exact/MinHash deduplication, 10-gram benchmark decontamination and the iterative
+//! fastText mining loop with domain discovery.
+pub mod document;
+pub mod error;
+
+pub use document::Document;
+pub use error::{Error, Result};
