@@ -20,8 +20,9 @@ pub struct Found {
     pub answer: String,
     /// Which marker found it (for the grade's reason).
     pub rule: &'static str,
-    /// Several different boxed answers joined by "or".
-    pub hedged: bool,
+    /// Other boxed answers offered with "or" (`\boxed{x+11} or \boxed{11+x}`): a hedge unless
+    /// they are all equivalent to `answer`.
+    pub alternatives: Vec<String>,
 }
 
 /// Markers after which a base model starts a new few-shot example.
@@ -54,7 +55,7 @@ pub fn extract(response: &str, cfg: &Config) -> Option<Found> {
     if cfg.strict {
         return None;
     }
-    last_number(text).map(|n| Found { answer: n, rule: "last number", hedged: false })
+    last_number(text).map(|n| Found { answer: n, rule: "last number", alternatives: vec![] })
 }
 
 /// Content of a brace group starting at `open` (which must be `{`); returns (content, end index
@@ -127,32 +128,37 @@ fn boxed_spans(text: &str) -> Vec<(usize, usize, String)> {
 fn boxed(text: &str) -> Option<Found> {
     let spans = boxed_spans(text);
     let (_, _, last) = spans.last()?;
-    let mut answer = last.clone();
-    let mut hedged = false;
-    // Walk back over boxes that end the response together ("\boxed{2} and \boxed{3}").
+    let mut alternatives = Vec::new();
+    // Walk back over boxes that end the response together: "\boxed{2} and \boxed{3}" is one
+    // answer (a list), "\boxed{5} or \boxed{6}" offers alternatives.
     let mut parts = vec![last.clone()];
     for w in spans.windows(2).rev() {
         let between = &text[w[0].1..w[1].0];
-        let sep = between.replace(['$', ',', ' ', '\\', '(', ')', '.'], "");
-        let sep = sep.trim();
         if between.len() > 40 {
             break;
         }
-        if sep.is_empty() || sep == "and" || sep == "or" || sep == "\\text{or}" || sep == "text{or}" {
-            if sep.contains("or") && norm(&w[0].2) != norm(&w[1].2) {
-                hedged = true;
+        let sep = between.replace(['$', ',', ' ', '(', ')', '.'], "").replace("\\text{or}", "or");
+        match sep.trim() {
+            "" | "and" | "\\text{and}" => parts.push(w[0].2.clone()),
+            "or" => {
+                alternatives.push(w[0].2.clone());
+                // Boxes before an "or" belong to the alternatives, not to the list.
+                break;
             }
-            parts.push(w[0].2.clone());
-        } else {
-            break;
+            _ => break,
         }
     }
-    if parts.len() > 1 && !hedged {
-        parts.reverse();
-        parts.dedup_by(|a, b| norm(a) == norm(b));
-        answer = parts.join(", ");
+    parts.reverse();
+    parts.dedup_by(|a, b| norm(a) == norm(b));
+    let mut answer = strip_dollars(&parts.join(", "));
+    // `\boxed{\boxed{5}}`: unwrap.
+    while let Some(inner) = answer.strip_prefix("\\boxed").map(str::trim_start) {
+        match brace_group(inner, 0) {
+            Some((c, end)) if end == inner.len() => answer = strip_dollars(c),
+            _ => break,
+        }
     }
-    Some(Found { answer: strip_dollars(&answer), rule: "boxed", hedged })
+    Some(Found { answer: strip_dollars(&answer), rule: "boxed", alternatives })
 }
 
 fn norm(s: &str) -> String {
@@ -191,7 +197,7 @@ fn after_marker(text: &str) -> Option<Found> {
     if ans.is_empty() {
         return None;
     }
-    Some(Found { answer: ans.to_string(), rule, hedged: false })
+    Some(Found { answer: ans.to_string(), rule, alternatives: vec![] })
 }
 
 /// The answer right after a marker: a `$..$`/`\(..\)` math span if it starts with one, else the
@@ -244,7 +250,9 @@ fn find_sentence_end(s: &str) -> Option<usize> {
 
 /// Remove surrounding `$`, `\(`..`\)`, `\[`..`\]` and a trailing period.
 pub fn strip_dollars(s: &str) -> String {
-    let mut t = s.trim();
+    // `\$` is a currency sign, not a math delimiter.
+    let owned = s.replace("\\$", "");
+    let mut t = owned.trim();
     loop {
         let before = t;
         for (o, c) in [("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")] {
@@ -278,9 +286,7 @@ pub fn last_number(text: &str) -> Option<String> {
         while start > 0 {
             let c = b[start - 1];
             let digit_before = start >= 2 && b[start - 2].is_ascii_digit();
-            if c.is_ascii_digit()
-                || ((c == b'.' || c == b',' || c == b'/') && digit_before)
-            {
+            if c.is_ascii_digit() || ((c == b'.' || c == b',' || c == b'/') && digit_before) {
                 start -= 1;
             } else {
                 break;
@@ -298,7 +304,8 @@ pub fn last_number(text: &str) -> Option<String> {
 
 /// Whether an extracted answer hedges between values; returns the pattern that matched.
 pub fn hedge(answer: &str) -> Option<&'static str> {
-    let plain = answer.replace("\\text{", " ").replace("\\mbox{", " ").replace(['{', '}', '$'], " ");
+    let plain =
+        answer.replace("\\text{", " ").replace("\\mbox{", " ").replace(['{', '}', '$'], " ");
     let words: Vec<&str> = plain.split_whitespace().collect();
     let has_rel = |s: &[&str]| {
         s.iter().any(|w| {
@@ -321,7 +328,8 @@ pub fn hedge(answer: &str) -> Option<&'static str> {
         if (lw == "not" || lw == "isn't") && k + 1 < words.len() {
             let after = words[k + 1..].join(" ");
             let digit_after = after.chars().take(12).any(|c| c.is_ascii_digit());
-            let later = words[k + 1..].iter().skip(1).any(|x| x.chars().any(|c| c.is_ascii_digit()));
+            let later =
+                words[k + 1..].iter().skip(1).any(|x| x.chars().any(|c| c.is_ascii_digit()));
             if digit_after && later {
                 return Some("not");
             }
@@ -373,6 +381,6 @@ mod tests {
         assert!(hedge("x<2 \\text{ or } x>5").is_none());
         assert!(hedge("\\text{does not exist}").is_none());
         let f = extract("$\\boxed{5}$ or $\\boxed{6}$", &Config::lenient()).unwrap();
-        assert!(f.hedged);
+        assert_eq!(f.alternatives, vec!["5".to_string()]);
     }
 }

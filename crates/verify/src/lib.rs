@@ -16,19 +16,28 @@
 //!
 //! ```
 //! use mathforge_verify::{grade, Config};
-//! let g = grade("\\frac{1}{2}", "So the answer is $\\boxed{\\frac{1}{2}}$.", &Config::default());
+//! let g = grade("\\frac{1}{2}", "So the answer is $\\boxed{0.5}$.", &Config::default());
 //! assert!(g.equivalent);
-//! assert_eq!(g.extracted.as_deref(), Some("\\frac{1}{2}"));
+//! assert_eq!(g.extracted.as_deref(), Some("0.5"));
 //! ```
 #![deny(missing_docs)]
 
+mod budget;
+pub mod cases;
 mod compare;
 mod config;
 pub mod error;
+mod eval;
+mod expr;
 mod extract;
+mod normalize;
+mod parse;
+pub mod selfcheck;
 
 pub use config::Config;
 pub use error::{Error, Result};
+pub use expr::{Const, Expr, RelOp};
+pub use parse::parse_answer;
 
 use serde::Serialize;
 
@@ -57,7 +66,7 @@ pub fn grade(reference: &str, response: &str, cfg: &Config) -> Grade {
             reason: format!("hedged answer ({h})"),
         };
     }
-    if found.hedged {
+    if found.alternatives.iter().any(|alt| !compare::compare(alt, &found.answer, cfg).equal) {
         return Grade {
             equivalent: false,
             extracted: Some(found.answer),
@@ -98,5 +107,6 @@ mod send_sync {
     fn public_types_are_send_sync() {
         assert_send_sync::<super::Config>();
         assert_send_sync::<super::Grade>();
+        assert_send_sync::<super::Expr>();
     }
 }
