@@ -2,3 +2,6 @@
 //! Face checkpoint IO, tokenizer, chunked log-probs and batched KV-cache sampling.
 pub mod error;
 pub use error::{Error, Result};
+pub mod chat;
+pub mod sampling;
+pub mod tokenizer;

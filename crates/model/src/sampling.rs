@@ -1,0 +1,390 @@
+//! Next-token selection: greedy, temperature, top-k, top-p (nucleus), seeded per sequence; plus
+//! the stop conditions of generation (stop strings, EOS ids, a token budget).
+//!
+//! What DeepSeekMath needs from a sampler: greedy decoding for evaluation (Shao et al. 2024, §3.2,
+//! §5.2), and temperature sampling of `G` outputs per question for GRPO (§4.1; 64 per question in
+//! the paper) and for maj@k / pass@k. The transforms are the usual ones (Holtzman et al. 2020 for
+//! top-p), applied in the order of Hugging Face `transformers`: temperature, then top-k, then
+//! top-p.
+//!
+//! Reproducibility: every sequence owns its RNG, a ChaCha8 stream keyed by `(seed, sequence id)`
+//! ([`SeqRng`]), so a sequence's samples do not depend on which other sequences share its batch,
+//! on batch order, or on when its neighbours finish.
+//!
+//! The log-prob reported for a sampled token is under the model's *unmodified* distribution
+//! (log-softmax of the raw logits, temperature 1, no truncation): that is the `π_old(o_t|q,o_<t)`
+//! GRPO's ratio needs (§4.1, Eq. 3) and what scoring reports. Processors only decide *which*
+//! token is drawn.
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Sampling settings of one generation request.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SamplingParams {
+    /// Softmax temperature; `0` means greedy (argmax). Default 0: DeepSeekMath evaluates greedily.
+    pub temperature: f32,
+    /// Keep only the `top_k` most likely tokens (0: off).
+    pub top_k: usize,
+    /// Keep the smallest set of most likely tokens whose probability reaches `top_p` (1: off).
+    pub top_p: f32,
+    /// Stop after this many generated tokens (finish reason `length`).
+    pub max_new_tokens: usize,
+    /// Stop when the generated text contains one of these; the text is cut before it.
+    pub stop: Vec<String>,
+    /// Samples per prompt.
+    pub n: usize,
+    /// Base seed; sequence `i` uses stream `i` of ChaCha8 keyed by this seed.
+    pub seed: u64,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        SamplingParams { temperature: 0.0, top_k: 0, top_p: 1.0, max_new_tokens: 512, stop: Vec::new(), n: 1, seed: 0 }
+    }
+}
+
+impl SamplingParams {
+    /// Check ranges; the message names the field.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |field: &str, why: String| Err(crate::Error::Msg(format!("sampling: {field}: {why}")));
+        if !self.temperature.is_finite() || self.temperature < 0.0 {
+            return bad("temperature", format!("must be >= 0 (0 = greedy), got {}", self.temperature));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return bad("top_p", format!("must be in (0, 1], got {}", self.top_p));
+        }
+        if self.n == 0 {
+            return bad("n", "must be >= 1".into());
+        }
+        if self.stop.iter().any(|s| s.is_empty()) {
+            return bad("stop", "stop strings must not be empty".into());
+        }
+        Ok(())
+    }
+
+    /// Greedy decoding (temperature 0).
+    pub fn is_greedy(&self) -> bool {
+        self.temperature == 0.0
+    }
+}
+
+/// The RNG of one sequence: ChaCha8 with `seed`, stream `sequence_id`.
+#[derive(Debug, Clone)]
+pub struct SeqRng(ChaCha8Rng);
+
+impl SeqRng {
+    /// RNG for sequence `sequence_id` of a request seeded with `seed`.
+    pub fn new(seed: u64, sequence_id: u64) -> Self {
+        let mut r = ChaCha8Rng::seed_from_u64(seed);
+        r.set_stream(sequence_id);
+        SeqRng(r)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        self.0.gen::<f64>()
+    }
+}
+
+/// A chosen token and its log-probability under the unmodified model distribution.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampled {
+    /// Token id.
+    pub token: u32,
+    /// `log softmax(logits)[token]` (temperature 1, no truncation).
+    pub logprob: f32,
+}
+
+/// Index of the largest finite value (first on ties); None when all are NaN/-inf or empty.
+fn argmax(logits: &[f32]) -> Option<usize> {
+    let mut best: Option<(usize, f32)> = None;
+    for (i, &x) in logits.iter().enumerate() {
+        if x.is_nan() || x == f32::NEG_INFINITY {
+            continue;
+        }
+        if best.is_none_or(|(_, b)| x > b) {
+            best = Some((i, x));
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+/// `max` and `log Σ exp(x - max)` of a logit row, in f64 for a stable sum over 100k entries.
+fn log_norm(logits: &[f32]) -> (f32, f64) {
+    let max = logits.iter().copied().filter(|x| !x.is_nan()).fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().filter(|x| !x.is_nan()).map(|&x| ((x - max) as f64).exp()).sum();
+    (max, sum.ln())
+}
+
+/// Log-prob of `token` under `softmax(logits)`.
+pub fn logprob_of(logits: &[f32], token: usize) -> f32 {
+    let (max, lse) = log_norm(logits);
+    ((logits[token] - max) as f64 - lse) as f32
+}
+
+/// Pick the next token of one sequence from its logit row `[V]`.
+///
+/// Errors only when the row has no finite logit (a broken model), naming the row length.
+pub fn sample(logits: &[f32], params: &SamplingParams, rng: &mut SeqRng) -> crate::Result<Sampled> {
+    let no_finite = || crate::Error::Msg(format!("sampling: logit row of {} entries has no finite value", logits.len()));
+    let token = if params.is_greedy() {
+        argmax(logits).ok_or_else(no_finite)?
+    } else {
+        sample_token(logits, params, rng).ok_or_else(no_finite)?
+    };
+    Ok(Sampled { token: token as u32, logprob: logprob_of(logits, token) })
+}
+
+/// Temperature, top-k, top-p, then one inverse-CDF draw.
+fn sample_token(logits: &[f32], params: &SamplingParams, rng: &mut SeqRng) -> Option<usize> {
+    let inv_t = 1.0 / params.temperature as f64;
+    let (max, _) = log_norm(logits);
+    if max == f32::NEG_INFINITY {
+        return None;
+    }
+    let v = logits.len();
+    let top_k = if params.top_k == 0 || params.top_k >= v { v } else { params.top_k };
+    let use_top_p = params.top_p < 1.0;
+
+    if top_k == v && !use_top_p {
+        // Plain temperature sampling: one pass for the weights, one draw; no sort, no allocation
+        // beyond the weight row.
+        let w: Vec<f64> = logits.iter().map(|&x| weight(x, max, inv_t)).collect();
+        return Some(draw(&w, None, rng));
+    }
+
+    // Candidates sorted by logit, descending. Only the top `m` are sorted: nucleus sets of
+    // trained models are small, so start with `m = min(k, 64)` and widen only if the nucleus is
+    // not yet complete (an untrained, near-uniform model ends in one full sort).
+    let mut idx: Vec<u32> = (0..v as u32).filter(|&i| !logits[i as usize].is_nan()).collect();
+    let cmp = |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b));
+    let limit = top_k.min(idx.len());
+    if limit < idx.len() {
+        idx.select_nth_unstable_by(limit - 1, cmp);
+    }
+    // Mass of the top-k set: the nucleus is taken within it, as transformers does.
+    let total: f64 =
+        if use_top_p { idx[..limit].iter().map(|&i| weight(logits[i as usize], max, inv_t)).sum() } else { 0.0 };
+    let mut m = if use_top_p { limit.min(64) } else { limit };
+    loop {
+        let head = &mut idx[..limit];
+        if m < head.len() {
+            head.select_nth_unstable_by(m - 1, cmp);
+        }
+        head[..m].sort_unstable_by(cmp);
+        if !use_top_p {
+            break;
+        }
+        let mut cum = 0.0;
+        let mut keep = None;
+        for (j, &i) in head[..m].iter().enumerate() {
+            cum += weight(logits[i as usize], max, inv_t);
+            if cum >= params.top_p as f64 * total {
+                keep = Some(j + 1);
+                break;
+            }
+        }
+        match keep {
+            Some(n) => {
+                m = n;
+                break;
+            }
+            None if m >= limit => break,
+            None => m = (m * 4).min(limit),
+        }
+    }
+    let cand = &idx[..m];
+    let w: Vec<f64> = cand.iter().map(|&i| weight(logits[i as usize], max, inv_t)).collect();
+    Some(draw(&w, Some(cand), rng))
+}
+
+#[inline]
+fn weight(x: f32, max: f32, inv_t: f64) -> f64 {
+    if x.is_nan() {
+        0.0
+    } else {
+        (((x - max) as f64) * inv_t).exp()
+    }
+}
+
+/// Inverse-CDF draw from unnormalized weights; `ids` maps positions to token ids.
+fn draw(w: &[f64], ids: Option<&[u32]>, rng: &mut SeqRng) -> usize {
+    let total: f64 = w.iter().sum();
+    let u = rng.uniform() * total;
+    let mut cum = 0.0;
+    let mut pick = w.len() - 1;
+    for (j, &x) in w.iter().enumerate() {
+        cum += x;
+        if u < cum {
+            pick = j;
+            break;
+        }
+    }
+    // Rounding can leave `u` past the last cumulative sum; fall back to the last nonzero weight.
+    if w[pick] == 0.0 {
+        pick = w.iter().rposition(|&x| x > 0.0).unwrap_or(pick);
+    }
+    ids.map_or(pick, |ids| ids[pick] as usize)
+}
+
+/// Why a sequence stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishReason {
+    /// A stop string appeared in the generated text.
+    Stop,
+    /// An EOS id was generated.
+    Eos,
+    /// `max_new_tokens` reached (or the context window is full).
+    Length,
+}
+
+impl std::fmt::Display for FinishReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Eos => "eos",
+            FinishReason::Length => "length",
+        })
+    }
+}
+
+/// Stop strings, checked on the tail of the decoded text after each token.
+#[derive(Debug, Clone, Default)]
+pub struct StopStrings {
+    stops: Vec<String>,
+    max_bytes: usize,
+}
+
+impl StopStrings {
+    /// From the request's stop list.
+    pub fn new(stops: &[String]) -> Self {
+        StopStrings { stops: stops.to_vec(), max_bytes: stops.iter().map(|s| s.len()).max().unwrap_or(0) }
+    }
+
+    /// No stop strings.
+    pub fn is_empty(&self) -> bool {
+        self.stops.is_empty()
+    }
+
+    /// How many trailing tokens to decode to see any stop string that ends at the last token:
+    /// every byte-level token is at least one byte, plus slack for a split UTF-8 character.
+    pub fn tail_tokens(&self) -> usize {
+        self.max_bytes + 4
+    }
+
+    /// Byte offset of the earliest stop string in `text`, if any.
+    pub fn find(&self, text: &str) -> Option<usize> {
+        self.stops.iter().filter_map(|s| text.find(s.as_str())).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(t: f32, k: usize, p: f32) -> SamplingParams {
+        SamplingParams { temperature: t, top_k: k, top_p: p, ..Default::default() }
+    }
+
+    #[test]
+    fn greedy_picks_argmax_with_raw_logprob() {
+        let logits = [0.0f32, 2.0, 1.0, 2.0];
+        let s = sample(&logits, &params(0.0, 0, 1.0), &mut SeqRng::new(0, 0)).unwrap();
+        assert_eq!(s.token, 1, "first of the tied maxima");
+        let z: f64 = logits.iter().map(|&x| (x as f64).exp()).sum();
+        assert!((s.logprob as f64 - (2.0 - z.ln())).abs() < 1e-6);
+    }
+
+    #[test]
+    fn top_k_one_is_greedy_and_top_k_restricts() {
+        let logits: Vec<f32> = (0..50).map(|i| (i as f32 * 0.37).sin()).collect();
+        let best = argmax(&logits).unwrap() as u32;
+        let mut rng = SeqRng::new(7, 3);
+        for _ in 0..50 {
+            assert_eq!(sample(&logits, &params(1.5, 1, 1.0), &mut rng).unwrap().token, best);
+        }
+        let mut sorted: Vec<usize> = (0..50).collect();
+        sorted.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+        let top3: Vec<u32> = sorted[..3].iter().map(|&i| i as u32).collect();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..300 {
+            let t = sample(&logits, &params(1.0, 3, 1.0), &mut rng).unwrap().token;
+            assert!(top3.contains(&t));
+            seen.insert(t);
+        }
+        assert_eq!(seen.len(), 3, "all three candidates are drawn");
+    }
+
+    #[test]
+    fn top_p_keeps_the_nucleus() {
+        // probs ∝ [8, 4, 2, 1, 1]: p=0.5 keeps only token 0; p=0.75 keeps {0, 1}.
+        let logits: Vec<f32> = [8.0f32, 4.0, 2.0, 1.0, 1.0].iter().map(|x| x.ln()).collect();
+        let mut rng = SeqRng::new(1, 0);
+        for _ in 0..100 {
+            assert_eq!(sample(&logits, &params(1.0, 0, 0.5), &mut rng).unwrap().token, 0);
+            assert!(sample(&logits, &params(1.0, 0, 0.75), &mut rng).unwrap().token <= 1);
+        }
+        // A wide near-uniform row exercises the widening path and still respects the nucleus.
+        let wide: Vec<f32> = (0..5000).map(|i| -(i as f32) * 1e-3).collect();
+        for _ in 0..50 {
+            let t = sample(&wide, &params(1.0, 0, 0.1), &mut rng).unwrap().token;
+            assert!(t < 600, "{t} outside the 10% nucleus");
+        }
+    }
+
+    #[test]
+    fn sampling_frequencies_follow_temperature() {
+        let logits: Vec<f32> = [2.0f32, 1.0, 1.0].iter().map(|x| x.ln()).collect();
+        let mut rng = SeqRng::new(42, 0);
+        let n = 20_000;
+        let zeros = (0..n).filter(|_| sample(&logits, &params(1.0, 0, 1.0), &mut rng).unwrap().token == 0).count();
+        assert!((zeros as f64 / n as f64 - 0.5).abs() < 0.02, "{zeros}");
+        // T = 0.5 squares the weights: 4/(4+1+1).
+        let zeros = (0..n).filter(|_| sample(&logits, &params(0.5, 0, 1.0), &mut rng).unwrap().token == 0).count();
+        assert!((zeros as f64 / n as f64 - 4.0 / 6.0).abs() < 0.02, "{zeros}");
+    }
+
+    #[test]
+    fn streams_are_reproducible_and_independent() {
+        let logits: Vec<f32> = (0..100).map(|i| (i as f32 * 0.1).cos()).collect();
+        let run = |seed, seq| {
+            let mut r = SeqRng::new(seed, seq);
+            (0..20).map(|_| sample(&logits, &params(1.0, 0, 0.9), &mut r).unwrap().token).collect::<Vec<_>>()
+        };
+        assert_eq!(run(5, 2), run(5, 2));
+        assert_ne!(run(5, 2), run(5, 3));
+        assert_ne!(run(5, 2), run(6, 2));
+    }
+
+    #[test]
+    fn masked_logits_are_never_drawn_and_all_masked_is_an_error() {
+        let logits = [f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY, f32::NAN];
+        let mut rng = SeqRng::new(0, 0);
+        for _ in 0..100 {
+            assert_eq!(sample(&logits, &params(1.0, 0, 0.9), &mut rng).unwrap().token, 1);
+        }
+        let err = sample(&[f32::NEG_INFINITY; 3], &params(1.0, 0, 1.0), &mut rng).unwrap_err();
+        assert!(err.to_string().contains("no finite"), "{err}");
+        assert!(sample(&[f32::NAN; 3], &params(0.0, 0, 1.0), &mut rng).is_err());
+    }
+
+    #[test]
+    fn validate_names_the_field() {
+        let e = params(-1.0, 0, 1.0).validate().unwrap_err().to_string();
+        assert!(e.contains("temperature"), "{e}");
+        let e = params(1.0, 0, 0.0).validate().unwrap_err().to_string();
+        assert!(e.contains("top_p"), "{e}");
+        let e = SamplingParams { stop: vec![String::new()], ..Default::default() }.validate().unwrap_err().to_string();
+        assert!(e.contains("stop"), "{e}");
+    }
+
+    #[test]
+    fn stop_strings_find_earliest() {
+        let s = StopStrings::new(&["\n\nUser:".to_string(), "</s>".to_string()]);
+        assert_eq!(s.find("The answer is 5.</s> more\n\nUser:"), Some(16));
+        assert_eq!(s.find("nothing here"), None);
+        assert!(s.tail_tokens() >= 8);
+    }
+}
