@@ -6,3 +6,10 @@ pub mod error;
 
 pub use document::Document;
 pub use error::{Error, Result};
+pub mod extract;
+pub mod formats;
+pub mod stats;
+pub mod warc;
+pub mod wet;
+
+pub use formats::{read_documents, DocumentReader, DocumentWriter};

@@ -1,0 +1,440 @@
+//! The Llama/Qwen2 decoder: embeddings → N × (RMSNorm → GQA attention with RoPE → residual,
+//! RMSNorm → SwiGLU MLP → residual) → RMSNorm → lm_head (Touvron et al. 2023; DeepSeekMath §2.3
+//! uses this architecture at 7B). Qwen2 differs only by the q/k/v bias, which [`Config`] carries.
+//!
+//! # API (used by sampling, training and scoring)
+//! - [`Llama::new`]`(cfg, vb)`: one model code for two weight sources — a `VarBuilder` over mmaped
+//!   safetensors (inference, see `checkpoint::load`) or over a `VarMap` (trainable, see
+//!   `checkpoint::init_varmap` / `checkpoint::load_varmap`).
+//! - [`Llama::forward`]`(input_ids [B,T] u32, attention_mask Option<[B,T]> 1=token 0=pad)`
+//!   → logits `[B,T,V]`. Position ids come from the mask (`cumsum(mask) - 1`), so left- and
+//!   right-padded rows give the same logits for their real tokens as unpadded ones.
+//! - [`Llama::forward_hidden`] → final (normed) hidden states `[B,T,H]`; [`Llama::logits`] maps
+//!   hidden states to logits (chunked log-probs, value heads and reward models start here).
+//! - KV-cache decoding: [`KvCache`] is an explicit value (per layer `k, v: [B, kv_heads, S, d]`,
+//!   RoPE already applied). [`Llama::forward_step`]`(input_ids [B,t], positions [B,t] u32,
+//!   attn_mask [B, S+t] over cache+new tokens, &mut cache)` appends to the cache and returns the
+//!   logits of the last new position `[B,V]`; [`Llama::forward_step_hidden`] returns all `t` hidden
+//!   states. Rows of a batch may have different prompt lengths (left padding with per-row
+//!   positions). [`KvCache::select_rows`] drops finished rows so no compute is spent on them.
+//!
+//! Every op used has a backward (see `nn.rs`), so the same `forward` trains.
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::nn::{apply_rope, attention_bias, compute_dtype, softmax_last_dim, Embedding, Linear, RmsNorm, Rope};
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::VarBuilder;
+
+/// Per-layer key/value cache for incremental decoding; an explicit value so a sampler can hold,
+/// shrink ([`KvCache::select_rows`]) or drop it, and so training never carries hidden state.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    /// An empty cache for a model with `cfg.num_layers` layers.
+    pub fn new(cfg: &Config) -> Self {
+        KvCache { layers: vec![None; cfg.num_layers] }
+    }
+
+    /// Number of cached positions `S` (0 when empty).
+    pub fn seq_len(&self) -> usize {
+        self.layers.first().and_then(|l| l.as_ref()).map(|(k, _)| k.dims()[2]).unwrap_or(0)
+    }
+
+    /// Number of rows `B` held (0 when empty).
+    pub fn batch_size(&self) -> usize {
+        self.layers.first().and_then(|l| l.as_ref()).map(|(k, _)| k.dims()[0]).unwrap_or(0)
+    }
+
+    /// `(k, v)` of layer `i`, each `[B, kv_heads, S, head_dim]`.
+    pub fn layer(&self, i: usize) -> Option<&(Tensor, Tensor)> {
+        self.layers.get(i).and_then(|l| l.as_ref())
+    }
+
+    /// Keep only the given batch rows, in the given order (e.g. drop finished sequences). An empty
+    /// list empties the cache.
+    pub fn select_rows(&mut self, rows: &[usize]) -> Result<()> {
+        let b = self.batch_size();
+        if let Some(&bad) = rows.iter().find(|&&r| r >= b) {
+            return Err(Error::BadInput { what: "rows", msg: format!("row {bad} out of range for batch {b}") });
+        }
+        if rows.is_empty() {
+            self.layers.iter_mut().for_each(|l| *l = None);
+            return Ok(());
+        }
+        for l in self.layers.iter_mut() {
+            if let Some((k, v)) = l.take() {
+                let idx = Tensor::from_vec(rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), rows.len(), k.device())?;
+                *l = Some((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Grouped-query self-attention with RoPE and optional q/k/v/o bias (public for gradient checks).
+#[derive(Debug, Clone)]
+pub struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    num_heads: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    /// Load the four projections under `vb` (`q_proj`, `k_proj`, `v_proj`, `o_proj`).
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let (h, d) = (cfg.hidden_size, cfg.head_dim);
+        Ok(Attention {
+            q_proj: Linear::new(h, cfg.num_heads * d, cfg.qkv_bias, vb.pp("q_proj"))?,
+            k_proj: Linear::new(h, cfg.num_kv_heads * d, cfg.qkv_bias, vb.pp("k_proj"))?,
+            v_proj: Linear::new(h, cfg.num_kv_heads * d, cfg.qkv_bias, vb.pp("v_proj"))?,
+            o_proj: Linear::new(cfg.num_heads * d, h, cfg.o_bias, vb.pp("o_proj"))?,
+            num_heads: cfg.num_heads,
+            num_kv_heads: cfg.num_kv_heads,
+            head_dim: d,
+        })
+    }
+
+    /// `x: [B,t,H]`, `cos/sin: [B,1,t,d]`, `bias: [B,1,t,S]` (S = cached + t; see
+    /// `nn::attention_bias`); `cache` is one layer's slot, appended to when given.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        bias: &Tensor,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (nh, nkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let q = self.q_proj.forward(x)?.reshape((b, t, nh, d))?.transpose(1, 2)?.contiguous()?;
+        let k = self.k_proj.forward(x)?.reshape((b, t, nkv, d))?.transpose(1, 2)?.contiguous()?;
+        let v = self.v_proj.forward(x)?.reshape((b, t, nkv, d))?.transpose(1, 2)?.contiguous()?;
+        let q = apply_rope(&q, cos, sin)?;
+        let mut k = apply_rope(&k, cos, sin)?;
+        let mut v = v;
+        if let Some(slot) = cache {
+            if let Some((pk, pv)) = slot.as_ref() {
+                k = Tensor::cat(&[pk, &k], 2)?;
+                v = Tensor::cat(&[pv, &v], 2)?;
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        let s = k.dim(2)?;
+        // GQA without materializing repeated K/V: query head `kv * rep + r` uses kv head `kv`
+        // (transformers' `repeat_kv` order), so grouping the `rep` query heads of one kv head into
+        // the row dimension turns attention into one batched matmul per kv head.
+        let rep = nh / nkv;
+        let qg = q.reshape((b, nkv, rep * t, d))?;
+        let scale = 1.0 / (d as f64).sqrt();
+        let scores = (qg.matmul(&k.t()?)? * scale)?.reshape((b, nh, t, s))?;
+        let dt = scores.dtype();
+        let scores = scores.to_dtype(compute_dtype(dt))?.broadcast_add(bias)?;
+        let probs = softmax_last_dim(&scores)?.to_dtype(dt)?;
+        let out = probs.reshape((b, nkv, rep * t, s))?.matmul(&v)?;
+        let out = out.reshape((b, nh, t, d))?.transpose(1, 2)?.reshape((b, t, nh * d))?;
+        Ok(self.o_proj.forward(&out)?)
+    }
+}
+
+/// SwiGLU feed-forward block (public for gradient checks).
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Mlp {
+    /// Load `gate_proj`, `up_proj`, `down_proj` under `vb`.
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        Ok(Mlp {
+            gate_proj: Linear::new(h, i, false, vb.pp("gate_proj"))?,
+            up_proj: Linear::new(h, i, false, vb.pp("up_proj"))?,
+            down_proj: Linear::new(i, h, false, vb.pp("down_proj"))?,
+        })
+    }
+}
+
+impl Module for Mlp {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        // SwiGLU (Shazeer 2020): down(silu(gate(x)) * up(x)).
+        let g = crate::nn::silu(&self.gate_proj.forward(x)?)?;
+        self.down_proj.forward(&(g * self.up_proj.forward(x)?)?)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct DecoderLayer {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Mlp,
+}
+
+impl DecoderLayer {
+    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        Ok(DecoderLayer {
+            input_layernorm: RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("input_layernorm"))?,
+            self_attn: Attention::new(cfg, vb.pp("self_attn"))?,
+            post_attention_layernorm: RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("post_attention_layernorm"))?,
+            mlp: Mlp::new(cfg, vb.pp("mlp"))?,
+        })
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        bias: &Tensor,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> Result<Tensor> {
+        let h = self.self_attn.forward(&self.input_layernorm.forward(x)?, cos, sin, bias, cache)?;
+        let x = (x + h)?;
+        let m = self.mlp.forward(&self.post_attention_layernorm.forward(&x)?)?;
+        Ok((x + m)?)
+    }
+}
+
+/// A Llama/Qwen2 causal language model. See the module docs for the API.
+#[derive(Debug, Clone)]
+pub struct Llama {
+    cfg: Config,
+    embed_tokens: Embedding,
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    lm_head: Linear,
+    rope: Rope,
+    dtype: DType,
+    device: Device,
+}
+
+/// A `[B, T]` mask tensor (any dtype) as host rows of 0/1 floats.
+fn mask_rows(mask: &Tensor) -> Result<Vec<Vec<f32>>> {
+    Ok(mask.to_dtype(DType::F32)?.to_vec2::<f32>()?)
+}
+
+/// Position ids from a padding mask: `cumsum(mask) - 1`, clamped at 0 (pads get 0; they are
+/// never attended to).
+pub fn positions_from_mask(mask: &[Vec<f32>]) -> Vec<Vec<u32>> {
+    mask.iter()
+        .map(|row| {
+            let mut c = 0u32;
+            row.iter()
+                .map(|&m| {
+                    if m != 0.0 {
+                        c += 1;
+                    }
+                    c.saturating_sub(1)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+impl Llama {
+    /// Build the model from `vb` (mmaped safetensors or a `VarMap`); tensor names follow HF.
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let device = vb.device().clone();
+        let dtype = vb.dtype();
+        let m = vb.pp("model");
+        let embed_tokens = Embedding::new(cfg.vocab_size, cfg.hidden_size, m.pp("embed_tokens"))?;
+        let layers = (0..cfg.num_layers)
+            .map(|i| DecoderLayer::new(cfg, m.pp(format!("layers.{i}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let norm = RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, m.pp("norm"))?;
+        let lm_head = if cfg.tie_word_embeddings {
+            Linear { weight: embed_tokens.weight.clone(), bias: None }
+        } else {
+            Linear::new(cfg.hidden_size, cfg.vocab_size, false, vb.pp("lm_head"))?
+        };
+        let rope = Rope::new(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling_factor, &device)?;
+        Ok(Llama { cfg: cfg.clone(), embed_tokens, layers, norm, lm_head, rope, dtype, device })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Weight dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// All weights with their HF names, in [`Config::tensor_shapes`] order (tied lm_head omitted,
+    /// as `save_pretrained` does).
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![("model.embed_tokens.weight".to_string(), self.embed_tokens.weight.clone())];
+        let lin = |out: &mut Vec<(String, Tensor)>, name: String, l: &Linear| {
+            out.push((format!("{name}.weight"), l.weight.clone()));
+            if let Some(b) = &l.bias {
+                out.push((format!("{name}.bias"), b.clone()));
+            }
+        };
+        for (i, layer) in self.layers.iter().enumerate() {
+            let p = format!("model.layers.{i}");
+            out.push((format!("{p}.input_layernorm.weight"), layer.input_layernorm.weight.clone()));
+            let a = &layer.self_attn;
+            for (n, l) in [("q_proj", &a.q_proj), ("k_proj", &a.k_proj), ("v_proj", &a.v_proj), ("o_proj", &a.o_proj)] {
+                lin(&mut out, format!("{p}.self_attn.{n}"), l);
+            }
+            out.push((format!("{p}.post_attention_layernorm.weight"), layer.post_attention_layernorm.weight.clone()));
+            for (n, l) in [("gate_proj", &layer.mlp.gate_proj), ("up_proj", &layer.mlp.up_proj), ("down_proj", &layer.mlp.down_proj)] {
+                lin(&mut out, format!("{p}.mlp.{n}"), l);
+            }
+        }
+        out.push(("model.norm.weight".to_string(), self.norm.weight.clone()));
+        if !self.cfg.tie_word_embeddings {
+            out.push(("lm_head.weight".to_string(), self.lm_head.weight.clone()));
+        }
+        out
+    }
+
+    fn check_ids(&self, input_ids: &Tensor) -> Result<(usize, usize)> {
+        let (b, t) = input_ids.dims2().map_err(|_| Error::BadInput {
+            what: "input_ids",
+            msg: format!("expected shape [B, T], got {:?}", input_ids.dims()),
+        })?;
+        if input_ids.dtype() != DType::U32 {
+            return Err(Error::BadInput { what: "input_ids", msg: format!("expected u32, got {:?}", input_ids.dtype()) });
+        }
+        if b * t > 0 {
+            let max = input_ids.flatten_all()?.max(0)?.to_scalar::<u32>()? as usize;
+            if max >= self.cfg.vocab_size {
+                return Err(Error::BadInput {
+                    what: "input_ids",
+                    msg: format!("token id {max} >= vocab_size {}", self.cfg.vocab_size),
+                });
+            }
+        }
+        Ok((b, t))
+    }
+
+    fn check_positions(&self, positions: &[Vec<u32>]) -> Result<()> {
+        let max = positions.iter().flat_map(|r| r.iter().copied()).max().unwrap_or(0) as usize;
+        if max >= self.cfg.max_position_embeddings {
+            return Err(Error::ContextTooLong { position: max, max: self.cfg.max_position_embeddings });
+        }
+        Ok(())
+    }
+
+    fn run_layers(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        bias: &Tensor,
+        mut cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        let (cos, sin) = self.rope.cos_sin(positions, self.dtype)?;
+        let mut x = self.embed_tokens.forward(input_ids)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            x = layer.forward(&x, &cos, &sin, bias, slot)?;
+        }
+        Ok(self.norm.forward(&x)?)
+    }
+
+    /// Final hidden states `[B,T,H]` (after the last RMSNorm) for a padded batch.
+    pub fn forward_hidden(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor> {
+        let (b, t) = self.check_ids(input_ids)?;
+        let mask = match attention_mask {
+            Some(m) => {
+                if m.dims() != [b, t] {
+                    return Err(Error::BadInput {
+                        what: "attention_mask",
+                        msg: format!("expected shape [{b}, {t}] like input_ids, got {:?}", m.dims()),
+                    });
+                }
+                mask_rows(m)?
+            }
+            None => vec![vec![1.0; t]; b],
+        };
+        let pos = positions_from_mask(&mask);
+        self.check_positions(&pos)?;
+        let positions = Tensor::new(pos, &self.device)?;
+        let bias = attention_bias(&mask, 0, t, compute_dtype(self.dtype), &self.device)?;
+        self.run_layers(input_ids, &positions, &bias, None)
+    }
+
+    /// Logits `[B,T,V]` for a padded batch (`attention_mask`: 1 = token, 0 = pad).
+    pub fn forward(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor> {
+        let h = self.forward_hidden(input_ids, attention_mask)?;
+        self.logits(&h)
+    }
+
+    /// Apply the lm_head to hidden states `[..., H]` → `[..., V]`.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        Ok(self.lm_head.forward(hidden)?)
+    }
+
+    /// The lm_head weight `[V, H]` (the embedding when tied).
+    pub fn lm_head_weight(&self) -> &Tensor {
+        &self.lm_head.weight
+    }
+
+    /// Incremental step: run `t` new tokens per row on top of `cache`, appending their keys and
+    /// values; returns hidden states `[B,t,H]`. `positions [B,t]` (u32) are per-row position ids;
+    /// `attn_mask [B, S+t]` marks which cached and new slots are real tokens (1) or padding (0).
+    pub fn forward_step_hidden(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        attn_mask: &Tensor,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        let (b, t) = self.check_ids(input_ids)?;
+        let past = cache.seq_len();
+        if past > 0 && cache.batch_size() != b {
+            return Err(Error::BadInput {
+                what: "input_ids",
+                msg: format!("batch {b} but cache holds {} rows", cache.batch_size()),
+            });
+        }
+        if positions.dims() != [b, t] {
+            return Err(Error::BadInput {
+                what: "positions",
+                msg: format!("expected shape [{b}, {t}], got {:?}", positions.dims()),
+            });
+        }
+        if attn_mask.dims() != [b, past + t] {
+            return Err(Error::BadInput {
+                what: "attn_mask",
+                msg: format!("expected shape [{b}, {}] (cached {past} + new {t}), got {:?}", past + t, attn_mask.dims()),
+            });
+        }
+        let positions = positions.to_dtype(DType::U32)?;
+        self.check_positions(&positions.to_vec2::<u32>()?)?;
+        let mask = mask_rows(attn_mask)?;
+        let bias = attention_bias(&mask, past, t, compute_dtype(self.dtype), &self.device)?;
+        self.run_layers(input_ids, &positions, &bias, Some(cache))
+    }
+
+    /// Like [`Llama::forward_step_hidden`] but returns the logits of the last new position `[B,V]`
+    /// (all a sampler needs; skips the lm_head for the other `t - 1` positions).
+    pub fn forward_step(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        attn_mask: &Tensor,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        let h = self.forward_step_hidden(input_ids, positions, attn_mask, cache)?;
+        let t = h.dim(1)?;
+        let last = h.narrow(1, t - 1, 1)?.squeeze(1)?;
+        self.logits(&last)
+    }
+}

@@ -1,0 +1,55 @@
+//! Chunked log-probs equal the naive full-vocabulary log-softmax, for every chunk size.
+use super::util::*;
+use candle_core::{DType, Device, Tensor, D};
+use mathforge_model::logprob::{next_token_logprobs, token_logprobs, token_logprobs_and_greedy};
+
+#[test]
+fn chunked_logprobs_equal_naive_log_softmax() {
+    let cfg = tiny_qwen2();
+    let m = model(&cfg, 5, DType::F32);
+    let input = ids(&[vec![3, 7, 1, 9, 4, 2, 8], vec![0, 0, 5, 2, 8, 6, 1]]);
+    let mask = Tensor::new(vec![vec![1u32; 7], vec![0, 0, 1, 1, 1, 1, 1]], &Device::Cpu).unwrap();
+    let targets = ids(&[vec![7, 1, 9, 4, 2, 8, 0], vec![1, 1, 2, 8, 6, 1, 3]]);
+    let logits = m.forward(&input, Some(&mask)).unwrap();
+    let naive = candle_nn::ops::log_softmax(&logits, D::Minus1)
+        .unwrap()
+        .gather(&targets.unsqueeze(2).unwrap(), 2)
+        .unwrap()
+        .squeeze(2)
+        .unwrap();
+    for chunk in [1, 3, 7, 100] {
+        let lp = token_logprobs(&m, &input, Some(&mask), &targets, chunk).unwrap();
+        assert_eq!(lp.dims(), &[2, 7]);
+        let d = max_abs_diff(&lp, &naive);
+        assert!(d < 1e-5, "chunk {chunk}: {d}");
+    }
+    // Shifted convenience form.
+    let next = next_token_logprobs(&m, &input, Some(&mask), 2).unwrap();
+    let want = token_logprobs(&m, &input, Some(&mask), &targets, 4).unwrap().narrow(1, 0, 6).unwrap();
+    // targets[:, t] == input[:, t+1] for t < 6 in row 0 only.
+    assert!(max_abs_diff(&next.narrow(0, 0, 1).unwrap(), &want.narrow(0, 0, 1).unwrap()) < 1e-5);
+    // Greedy flags agree with argmax of the full logits.
+    let hidden = m.forward_hidden(&input, Some(&mask)).unwrap();
+    let (lps, greedy) = token_logprobs_and_greedy(&m, &hidden, &targets, 3).unwrap();
+    let am = logits.argmax(D::Minus1).unwrap().to_vec2::<u32>().unwrap();
+    let tv = targets.to_vec2::<u32>().unwrap();
+    let naive_v = naive.to_vec2::<f32>().unwrap();
+    for b in 0..2 {
+        for t in 0..7 {
+            assert_eq!(greedy[b][t], am[b][t] == tv[b][t]);
+            assert!((lps[b][t] - naive_v[b][t]).abs() < 1e-5);
+        }
+    }
+    // A target equal to the argmax is greedy.
+    let am_t = logits.argmax(D::Minus1).unwrap();
+    let (_, g) = token_logprobs_and_greedy(&m, &hidden, &am_t, 3).unwrap();
+    assert!(g.iter().flatten().all(|&x| x));
+}
+
+#[test]
+fn logprobs_reject_mismatched_targets() {
+    let cfg = tiny_llama();
+    let m = model(&cfg, 5, DType::F32);
+    let e = token_logprobs(&m, &ids(&[vec![1, 2, 3]]), None, &ids(&[vec![1, 2]]), 2).unwrap_err();
+    assert!(e.to_string().contains("targets"), "{e}");
+}
