@@ -3,12 +3,15 @@
 pub mod error;
 pub use error::{Error, Result};
 
+pub mod chat;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod llama;
 pub mod logprob;
 pub mod nn;
+pub mod sampling;
+pub mod tokenizer;
 pub use config::{Arch, Config};
 pub use device::{parse_device, DeviceSpec};
 pub use llama::{KvCache, Llama};
