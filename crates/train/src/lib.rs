@@ -1,5 +1,17 @@
 //! Training on the model engine (DeepSeekMath §3-§5): AdamW with fp32 master weights, schedules,
 //! checkpoints with exact resume, pretraining on a weighted mixture, SFT, GRPO (§4.1) and the
 //! unified paradigm of §5.2 (SFT, RFT, Online RFT, DPO, PPO, GRPO).
+//!
+//! How the pieces connect: a trainer builds an [`optim::AdamW`] over the model's named `Var`s,
+//! sums micro-batch gradients in an [`optim::GradAccumulator`], clips them, takes the rate from a
+//! [`schedule::Schedule`], and writes a checkpoint (weights, optimizer, meta) that resumes exactly.
+#![deny(missing_docs)]
+pub mod checkpoint;
+pub mod config;
 pub mod error;
+pub mod grpo;
+pub mod metrics;
+pub mod optim;
+pub mod schedule;
+
 pub use error::{Error, Result};

@@ -1,0 +1,158 @@
+//! TOML run configs whose keys equal the long CLI flags (DESIGN.md "Command line"): a file gives
+//! the base, flags override it, unknown keys are an error naming the key and the file, and the
+//! resolved config is written to `<run>/config.toml` so a run documents itself.
+//!
+//! The trainer configs are plain serde structs with kebab-case keys. Known keys are taken from the
+//! struct itself (serialized with its defaults through `serde_json`, which keeps `None` fields),
+//! so flattened sub-configs need no hand-kept key list and cannot drift from the flags.
+use crate::{Error, Result};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// The keys a config type accepts.
+pub fn known_keys<T: Serialize + Default>() -> BTreeSet<String> {
+    match serde_json::to_value(T::default()) {
+        Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
+/// Resolve a config: read `file` (if any), reject keys `T` does not know, apply `overrides` (the
+/// flags that were given on the command line, as a JSON object keyed by long flag name; the CLI
+/// serializes its clap struct, skipping flags not given), and deserialize. Errors name the file
+/// and the key.
+pub fn resolve<T: Serialize + DeserializeOwned + Default>(
+    file: Option<&Path>,
+    overrides: serde_json::Value,
+) -> Result<T> {
+    let overrides: toml::Table = match overrides {
+        serde_json::Value::Null => toml::Table::new(),
+        v => toml::Table::try_from(v).map_err(|e| Error::Config {
+            file: "<flags>".into(),
+            msg: format!("flags are not a table: {e}"),
+        })?,
+    };
+    let known = known_keys::<T>();
+    let file_name = file.map(|p| p.display().to_string()).unwrap_or_else(|| "<flags>".into());
+    let mut table = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            text.parse::<toml::Table>()
+                .map_err(|e| Error::Config { file: file_name.clone(), msg: e.to_string() })?
+        }
+        None => toml::Table::new(),
+    };
+    for (src, t) in [(&file_name, &table), (&"<flags>".to_string(), &overrides)] {
+        if let Some(key) = t.keys().find(|k| !known.contains(*k)) {
+            let hint =
+                closest(key, &known).map(|k| format!("; did you mean `{k}`?")).unwrap_or_default();
+            return Err(Error::Config {
+                file: src.clone(),
+                msg: format!("unknown key `{key}`{hint}"),
+            });
+        }
+    }
+    for (k, v) in overrides {
+        table.insert(k, v);
+    }
+    T::deserialize(toml::Value::Table(table))
+        .map_err(|e| Error::Config { file: file_name, msg: e.to_string().trim().to_string() })
+}
+
+/// Write the resolved config as TOML to `path` atomically.
+pub fn write_resolved<T: Serialize>(config: &T, path: &Path) -> Result<()> {
+    write_raw(&to_toml(config)?, path)
+}
+
+/// Write already-rendered TOML text to `path` atomically.
+pub fn write_raw(text: &str, path: &Path) -> Result<()> {
+    mathforge_io::atomic::write_atomic(path, text.as_bytes())?;
+    Ok(())
+}
+
+/// Render a config as TOML text.
+pub fn to_toml<T: Serialize>(config: &T) -> Result<String> {
+    toml::to_string(config).map_err(|e| Error::Msg(format!("serializing config: {e}")))
+}
+
+/// The config as JSON (for checkpoint `meta.json`).
+pub fn to_json<T: Serialize>(config: &T) -> serde_json::Value {
+    serde_json::to_value(config).unwrap_or(serde_json::Value::Null)
+}
+
+/// A known key within edit distance 2 of `key`, for "did you mean".
+fn closest<'a>(key: &str, known: &'a BTreeSet<String>) -> Option<&'a String> {
+    known.iter().map(|k| (edit_distance(key, k), k)).filter(|(d, _)| *d <= 2).min().map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    #[serde(rename_all = "kebab-case", default)]
+    struct Inner {
+        lr: f64,
+        warmup_steps: u64,
+    }
+    impl Default for Inner {
+        fn default() -> Self {
+            Inner { lr: 1e-3, warmup_steps: 10 }
+        }
+    }
+    #[derive(Debug, Serialize, Deserialize, PartialEq, Default)]
+    #[serde(rename_all = "kebab-case", default)]
+    struct Cfg {
+        #[serde(flatten)]
+        common: Inner,
+        data: Vec<String>,
+        init: Option<String>,
+    }
+
+    #[test]
+    fn file_then_flags_and_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "lr = 0.5\ndata = [\"a\"]\nwarmup-steps = 3\n").unwrap();
+        let c: Cfg = resolve(Some(&f), serde_json::json!({"lr": 0.25})).unwrap();
+        assert_eq!(
+            c,
+            Cfg { common: Inner { lr: 0.25, warmup_steps: 3 }, data: vec!["a".into()], init: None }
+        );
+        assert!(known_keys::<Cfg>().contains("init"), "None fields are still known keys");
+
+        std::fs::write(&f, "lr = 0.5\nwarmup_steps = 3\n").unwrap();
+        let err = resolve::<Cfg>(Some(&f), serde_json::Value::Null).unwrap_err().to_string();
+        assert!(err.contains("c.toml") && err.contains("unknown key `warmup_steps`"), "{err}");
+        assert!(err.contains("did you mean `warmup-steps`"), "{err}");
+
+        std::fs::write(&f, "lr = \"fast\"\n").unwrap();
+        let err = resolve::<Cfg>(Some(&f), serde_json::Value::Null).unwrap_err().to_string();
+        assert!(err.contains("c.toml"), "{err}");
+
+        let err = resolve::<Cfg>(Some(&dir.path().join("nope.toml")), serde_json::Value::Null)
+            .unwrap_err();
+        assert!(err.to_string().contains("nope.toml"), "{err}");
+
+        let out = dir.path().join("run/config.toml");
+        write_resolved(&c, &out).unwrap();
+        let back: Cfg = resolve(Some(&out), serde_json::Value::Null).unwrap();
+        assert_eq!(back, c);
+    }
+}
