@@ -7,6 +7,7 @@ pub mod chat;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+pub mod generate;
 pub mod llama;
 pub mod logprob;
 pub mod nn;

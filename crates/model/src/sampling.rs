@@ -110,10 +110,11 @@ fn argmax(logits: &[f32]) -> Option<usize> {
     best.map(|(i, _)| i)
 }
 
-/// `max` and `log Σ exp(x - max)` of a logit row, in f64 for a stable sum over 100k entries.
+/// `max` and `log Σ exp(x - max)` of a logit row: f32 exponentials (each exact to 1e-7
+/// relative), summed in f64 so 100k terms do not lose the small ones.
 fn log_norm(logits: &[f32]) -> (f32, f64) {
     let max = logits.iter().copied().filter(|x| !x.is_nan()).fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = logits.iter().filter(|x| !x.is_nan()).map(|&x| ((x - max) as f64).exp()).sum();
+    let sum: f64 = logits.iter().filter(|x| !x.is_nan()).map(|&x| (x - max).exp() as f64).sum();
     (max, sum.ln())
 }
 
@@ -148,55 +149,80 @@ fn sample_token(logits: &[f32], params: &SamplingParams, rng: &mut SeqRng) -> Op
     let use_top_p = params.top_p < 1.0;
 
     if top_k == v && !use_top_p {
-        // Plain temperature sampling: one pass for the weights, one draw; no sort, no allocation
-        // beyond the weight row.
+        // Plain temperature sampling: one pass for the weights, one draw; no sort.
         let w: Vec<f64> = logits.iter().map(|&x| weight(x, max, inv_t)).collect();
         return Some(draw(&w, None, rng));
     }
 
-    // Candidates sorted by logit, descending. Only the top `m` are sorted: nucleus sets of
-    // trained models are small, so start with `m = min(k, 64)` and widen only if the nucleus is
-    // not yet complete (an untrained, near-uniform model ends in one full sort).
-    let mut idx: Vec<u32> = (0..v as u32).filter(|&i| !logits[i as usize].is_nan()).collect();
-    let cmp = |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b));
-    let limit = top_k.min(idx.len());
-    if limit < idx.len() {
-        idx.select_nth_unstable_by(limit - 1, cmp);
+    // (weight, id) of the candidates; masked (zero-weight) entries never enter.
+    let mut items: Vec<(f64, u32)> = logits
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| (weight(x, max, inv_t), i as u32))
+        .filter(|&(w, _)| w > 0.0)
+        .collect();
+    // Heavier first; ties by lower id, so the kept set is a deterministic function of the row.
+    let heavier = |a: &(f64, u32), b: &(f64, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    if top_k < items.len() {
+        items.select_nth_unstable_by(top_k - 1, heavier);
+        items.truncate(top_k);
     }
-    // Mass of the top-k set: the nucleus is taken within it, as transformers does.
-    let total: f64 =
-        if use_top_p { idx[..limit].iter().map(|&i| weight(logits[i as usize], max, inv_t)).sum() } else { 0.0 };
-    let mut m = if use_top_p { limit.min(64) } else { limit };
-    loop {
-        let head = &mut idx[..limit];
-        if m < head.len() {
-            head.select_nth_unstable_by(m - 1, cmp);
-        }
-        head[..m].sort_unstable_by(cmp);
-        if !use_top_p {
-            break;
-        }
-        let mut cum = 0.0;
-        let mut keep = None;
-        for (j, &i) in head[..m].iter().enumerate() {
-            cum += weight(logits[i as usize], max, inv_t);
-            if cum >= params.top_p as f64 * total {
-                keep = Some(j + 1);
-                break;
+    if use_top_p {
+        let total: f64 = items.iter().map(|x| x.0).sum();
+        let keep = nucleus(&mut items, params.top_p as f64 * total, heavier);
+        items.truncate(keep);
+    }
+    let w: Vec<f64> = items.iter().map(|x| x.0).collect();
+    let ids: Vec<u32> = items.iter().map(|x| x.1).collect();
+    Some(draw(&w, Some(&ids), rng))
+}
+
+/// Reorder `items` so that its first `k` entries are the nucleus, the smallest set of heaviest
+/// items whose mass reaches `target`, and return `k`. Expected O(V): a quickselect on mass
+/// rather than a full sort (the nucleus of an untrained model is most of a 32k-100k vocabulary).
+fn nucleus(items: &mut [(f64, u32)], target: f64, heavier: impl Fn(&(f64, u32), &(f64, u32)) -> std::cmp::Ordering + Copy) -> usize {
+    let (mut lo, mut hi) = (0usize, items.len());
+    let mut acc = 0.0f64; // mass of items[..lo], all inside the nucleus
+    while hi - lo > 32 {
+        // Median of three as pivot, then split [lo, hi) into heavier-than-pivot and the rest.
+        let mid = lo + (hi - lo) / 2;
+        let mut three = [items[lo], items[mid], items[hi - 1]];
+        three.sort_by(heavier);
+        let pivot = three[1];
+        let mut store = lo;
+        for i in lo..hi {
+            if heavier(&items[i], &pivot).is_lt() {
+                items.swap(i, store);
+                store += 1;
             }
         }
-        match keep {
-            Some(n) => {
-                m = n;
-                break;
+        let head: f64 = items[lo..store].iter().map(|x| x.0).sum();
+        if acc + head >= target && store > lo {
+            hi = store;
+        } else {
+            acc += head;
+            if store == lo {
+                // Nothing heavier than the pivot: move the pivot itself (the heaviest left)
+                // into the kept prefix so the range always shrinks.
+                let p = (lo..hi).min_by(|&a, &b| heavier(&items[a], &items[b])).unwrap_or(lo);
+                items.swap(lo, p);
+                acc += items[lo].0;
+                if acc >= target {
+                    return lo + 1;
+                }
+                store = lo + 1;
             }
-            None if m >= limit => break,
-            None => m = (m * 4).min(limit),
+            lo = store;
         }
     }
-    let cand = &idx[..m];
-    let w: Vec<f64> = cand.iter().map(|&i| weight(logits[i as usize], max, inv_t)).collect();
-    Some(draw(&w, Some(cand), rng))
+    items[lo..hi].sort_by(heavier);
+    for i in lo..hi {
+        acc += items[i].0;
+        if acc >= target {
+            return i + 1;
+        }
+    }
+    hi.max(1)
 }
 
 #[inline]
@@ -331,6 +357,34 @@ mod tests {
         for _ in 0..50 {
             let t = sample(&wide, &params(1.0, 0, 0.1), &mut rng).unwrap().token;
             assert!(t < 600, "{t} outside the 10% nucleus");
+        }
+    }
+
+    #[test]
+    fn nucleus_selection_equals_sorting() {
+        let mut rng = SeqRng::new(3, 0);
+        let heavier = |a: &(f64, u32), b: &(f64, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+        for case in 0..200 {
+            let n = 1 + case * 7 % 700;
+            // Some exact ties (quantized weights) to exercise the tie order.
+            let items: Vec<(f64, u32)> =
+                (0..n as u32).map(|i| (((rng.uniform() * 8.0).floor() + 1.0) * rng.uniform().max(0.5), i)).collect();
+            let total: f64 = items.iter().map(|x| x.0).sum();
+            let target = total * (0.05 + 0.9 * rng.uniform());
+            let mut sorted = items.clone();
+            sorted.sort_by(heavier);
+            let mut acc = 0.0;
+            let want = sorted.iter().position(|x| {
+                acc += x.0;
+                acc >= target
+            });
+            let mut got = items.clone();
+            let k = nucleus(&mut got, target, heavier);
+            let mut got_ids: Vec<u32> = got[..k].iter().map(|x| x.1).collect();
+            let mut want_ids: Vec<u32> = sorted[..want.unwrap() + 1].iter().map(|x| x.1).collect();
+            got_ids.sort();
+            want_ids.sort();
+            assert_eq!(got_ids, want_ids, "case {case} n {n}");
         }
     }
 
