@@ -257,6 +257,495 @@ pub fn policy_loss(
     Ok(PolicyLoss { loss, kl: kl_mean, clip_frac: clipped / tokens.max(1.0), tokens })
 }
 
+// ---------------------------------------------------------------------------------------------
+// The trainer: rollouts from pi_old, rewards from the strict verifier, mu updates per stage.
+
+/// `mathforge train grpo` settings (keys = long flags). Paper values (§4.2) are noted; the
+/// defaults are for small models (the paper's 7B used lr 1e-6, G 64, 1024 questions x 64 per
+/// step, max length 1024).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct GrpoConfig {
+    /// Settings shared by all trainers.
+    #[serde(flatten)]
+    pub common: crate::trainer::CommonConfig,
+    /// Training problems: `arith:split=train,steps=2,n=2000` or a benchmark JSONL file.
+    pub train_data: String,
+    /// Held-out problems for greedy accuracy: same syntax.
+    pub eval_data: Option<String>,
+    /// Samples per question G (paper: 64).
+    pub group_size: usize,
+    /// Questions per exploration stage.
+    pub questions_per_step: usize,
+    /// Policy updates per exploration stage mu (paper: 1).
+    pub mu: usize,
+    /// Clip range (PPO's 0.2).
+    pub epsilon: f64,
+    /// Upper clip range for clip-higher (unset: `epsilon`).
+    pub epsilon_high: Option<f64>,
+    /// KL coefficient (paper: 0.04; 0 drops the reference model).
+    pub beta: f64,
+    /// paper, token-mean or dr-grpo.
+    pub loss_aggregation: LossAggregation,
+    /// group, batch or none.
+    pub reward_scaling: RewardScaling,
+    /// Exclude completions that hit `max-completion-len` from the loss.
+    pub mask_truncated: bool,
+    /// Drop groups whose rewards are all equal (they only carry KL).
+    pub skip_zero_variance: bool,
+    /// Rollout temperature.
+    pub temperature: f32,
+    /// Rollout nucleus threshold.
+    pub top_p: f32,
+    /// Longest completion (paper: 1024).
+    pub max_completion_len: usize,
+    /// Reset the reference model to the current policy every N steps (iterative GRPO; 0: never).
+    pub ref_reset_every: u64,
+    /// Held-out questions for the greedy accuracy.
+    pub eval_questions: usize,
+}
+
+impl Default for GrpoConfig {
+    fn default() -> Self {
+        GrpoConfig {
+            common: crate::trainer::CommonConfig {
+                lr: 1e-5,
+                schedule: crate::schedule::ScheduleKind::Constant,
+                warmup_steps: 0,
+                weight_decay: 0.0,
+                save_every: 20,
+                eval_every: 10,
+                ..Default::default()
+            },
+            train_data: "arith:split=train,steps=2,n=2000".into(),
+            eval_data: Some("arith:split=heldout,steps=2,n=200".into()),
+            group_size: 8,
+            questions_per_step: 8,
+            mu: 1,
+            epsilon: 0.2,
+            epsilon_high: None,
+            beta: 0.04,
+            loss_aggregation: LossAggregation::Paper,
+            reward_scaling: RewardScaling::Group,
+            mask_truncated: false,
+            skip_zero_variance: false,
+            temperature: 1.0,
+            top_p: 1.0,
+            max_completion_len: 128,
+            ref_reset_every: 0,
+            eval_questions: 100,
+        }
+    }
+}
+
+/// Open a problem source: an `arith:` spec or a benchmark file.
+pub fn open_task(spec: &str) -> Result<Box<dyn mathforge_tasks::Task>> {
+    if let Some((cfg, split, n)) =
+        mathforge_tasks::arith::parse_spec(spec).map_err(|e| Error::Msg(e.to_string()))?
+    {
+        return Ok(Box::new(
+            mathforge_tasks::arith::ArithTask::new(&cfg, split, n)
+                .map_err(|e| Error::Msg(e.to_string()))?,
+        ));
+    }
+    let t = mathforge_tasks::task::BenchTask::open(std::path::Path::new(spec), None, true)
+        .map_err(|e| Error::Msg(format!("problems `{spec}`: {e}")))?;
+    Ok(Box::new(t))
+}
+
+/// One sampled completion with its reward.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rollout {
+    /// Question index in the task.
+    pub example: usize,
+    /// Prompt token ids.
+    #[serde(skip)]
+    pub prompt_ids: Vec<u32>,
+    /// Completion token ids.
+    #[serde(skip)]
+    pub completion_ids: Vec<u32>,
+    /// Completion text.
+    pub text: String,
+    /// Reward (strict verifier: 1 correct, 0 not).
+    pub reward: f64,
+    /// Hit the length limit.
+    pub truncated: bool,
+}
+
+/// Greedy accuracy of `model` on the first `n` examples of `task` (strict reward = correct).
+pub fn greedy_accuracy(
+    model: &mathforge_model::Llama,
+    tok: &mathforge_model::tokenizer::Tokenizer,
+    task: &dyn mathforge_tasks::Task,
+    n: usize,
+    max_new_tokens: usize,
+) -> Result<f64> {
+    let exs = &task.examples()[..n.min(task.examples().len())];
+    if exs.is_empty() {
+        return Ok(0.0);
+    }
+    let prompts = exs
+        .iter()
+        .map(|e| tok.encode(&mathforge_model::chat::prompt(&e.question), true))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Msg(e.to_string()))?;
+    let params = mathforge_model::sampling::SamplingParams {
+        temperature: 0.0,
+        max_new_tokens,
+        n: 1,
+        ..Default::default()
+    };
+    let opts = mathforge_model::generate::GenerateOptions { max_batch: 64, ..Default::default() };
+    let (out, _) =
+        mathforge_model::generate::generate(model, tok, &prompts, &params, &opts, |_| {})
+            .map_err(|e| Error::Msg(e.to_string()))?;
+    let correct: f64 = out.iter().zip(exs).map(|(c, e)| task.reward(e, &c[0].text) as f64).sum();
+    Ok(correct / exs.len() as f64)
+}
+
+/// A frozen copy of the current weights (the reference model).
+fn frozen_copy(tr: &crate::trainer::Trainer) -> Result<mathforge_model::Llama> {
+    let mut ts = std::collections::HashMap::new();
+    for (n, v) in crate::trainer::named_vars(&tr.varmap)? {
+        ts.insert(n, v.as_tensor().copy()?.detach());
+    }
+    let dtype = tr.cfg.dtype()?;
+    let vb = candle_nn::VarBuilder::from_tensors(ts, dtype, &tr.device);
+    mathforge_model::Llama::new(tr.model_config(), vb).map_err(|e| Error::Msg(e.to_string()))
+}
+
+/// Per-token log-probs of the completions of `rows` (`[B, Tc]`, padded with 0) under `model`,
+/// plus the completion mask. Sequences are prompt + completion, right-padded.
+fn completion_logprobs(
+    model: &mathforge_model::Llama,
+    rows: &[&Rollout],
+    pad: u32,
+    chunk: usize,
+    device: &candle_core::Device,
+) -> Result<(Tensor, Tensor)> {
+    let seqs: Vec<Vec<u32>> = rows
+        .iter()
+        .map(|r| [r.prompt_ids.as_slice(), r.completion_ids.as_slice()].concat())
+        .collect();
+    let (ids, am) = crate::trainer::pad_batch(&seqs, pad, device)?;
+    let t = ids.dim(1)?;
+    let lp = mathforge_model::logprob::token_logprobs(
+        model,
+        &ids.narrow(1, 0, t - 1)?,
+        Some(&am.narrow(1, 0, t - 1)?),
+        &ids.narrow(1, 1, t - 1)?,
+        chunk,
+    )
+    .map_err(|e| Error::Msg(e.to_string()))?
+    .to_dtype(DType::F32)?;
+    // Gather each row's completion positions into a [B, Tc] block (target j predicts ids[j+1]).
+    let tc = rows.iter().map(|r| r.completion_ids.len()).max().unwrap_or(0).max(1);
+    let mut parts = Vec::with_capacity(rows.len());
+    let mut mask = vec![0f32; rows.len() * tc];
+    for (b, r) in rows.iter().enumerate() {
+        let (p, c) = (r.prompt_ids.len(), r.completion_ids.len());
+        let row = lp.narrow(0, b, 1)?.narrow(1, p - 1, c)?;
+        let row = if c < tc { row.pad_with_zeros(1, 0, tc - c)? } else { row };
+        parts.push(row);
+        for m in mask.iter_mut().skip(b * tc).take(c) {
+            *m = 1.0;
+        }
+    }
+    Ok((Tensor::cat(&parts, 0)?, Tensor::from_vec(mask, (rows.len(), tc), device)?))
+}
+
+/// Run (or resume) GRPO. `progress` is called after every optimizer step.
+pub fn run(
+    cfg: &GrpoConfig,
+    git_commit: Option<String>,
+    mut progress: impl FnMut(&crate::trainer::StepReport),
+) -> Result<std::path::PathBuf> {
+    use crate::trainer::{MicroLoss, StepReport, Trainer};
+    use rand::Rng;
+    use serde_json::{Map, Value};
+    if cfg.group_size < 2 {
+        return Err(Error::Config {
+            file: "<resolved>".into(),
+            msg: "`group-size` must be >= 2".into(),
+        });
+    }
+    if cfg.mu == 0 || cfg.questions_per_step == 0 {
+        return Err(Error::Config {
+            file: "<resolved>".into(),
+            msg: "`mu` and `questions-per-step` must be >= 1".into(),
+        });
+    }
+    let tok_path = cfg.common.tokenizer_path()?;
+    let tok = if tok_path.is_dir() {
+        mathforge_model::tokenizer::Tokenizer::from_dir(&tok_path)
+    } else {
+        mathforge_model::tokenizer::Tokenizer::from_file(&tok_path)
+    }
+    .map_err(|e| Error::Msg(e.to_string()))?;
+    let train = open_task(&cfg.train_data)?;
+    if train.examples().is_empty() {
+        return Err(Error::Config {
+            file: "<resolved>".into(),
+            msg: format!("`train-data` {} has no problems", cfg.train_data),
+        });
+    }
+    let eval = cfg.eval_data.as_deref().map(open_task).transpose()?;
+    let frozen = usize::from(cfg.beta != 0.0);
+    let seq = 64 + cfg.max_completion_len;
+    let mut tr = Trainer::open(
+        "grpo",
+        &cfg.common,
+        crate::config::to_json(cfg),
+        &crate::config::to_toml(cfg)?,
+        seq,
+        frozen,
+        git_commit,
+    )?;
+    let mut reference = if cfg.beta != 0.0 { Some(frozen_copy(&tr)?) } else { None };
+    let mut samples = mathforge_io::jsonl::JsonlWriter::create(
+        tr.run_dir.join(format!("samples-{}.jsonl", tr.step())),
+    )?;
+    let (pad, chunk, mb) = (tok.pad_id(), tr.cfg.logprob_chunk, tr.cfg.micro_batch_size);
+    let loss_cfg = LossConfig {
+        epsilon: cfg.epsilon,
+        epsilon_high: cfg.epsilon_high,
+        beta: cfg.beta,
+        aggregation: cfg.loss_aggregation,
+        max_completion_len: cfg.max_completion_len,
+    };
+    let eval_now = |tr: &Trainer| -> Result<Option<f64>> {
+        match &eval {
+            Some(t) => Ok(Some(greedy_accuracy(
+                &tr.model,
+                &tok,
+                t.as_ref(),
+                cfg.eval_questions,
+                cfg.max_completion_len,
+            )?)),
+            None => Ok(None),
+        }
+    };
+    if tr.step() == 0 {
+        if let Some(acc) = eval_now(&tr)? {
+            let mut m = Map::new();
+            m.insert("eval_greedy_acc".into(), Value::from(acc));
+            tr.log(&m)?;
+            progress(&StepReport { step: 0, total: cfg.common.steps, metrics: m });
+        }
+    }
+    while !tr.done() {
+        let stage_start = std::time::Instant::now();
+        // --- exploration: G samples per question from pi_old (the current policy).
+        let n_ex = train.examples().len();
+        let qs: Vec<usize> =
+            (0..cfg.questions_per_step).map(|_| tr.rng.gen_range(0..n_ex)).collect();
+        let prompts = qs
+            .iter()
+            .map(|&i| {
+                tok.encode(&mathforge_model::chat::prompt(&train.examples()[i].question), true)
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Msg(e.to_string()))?;
+        let params = mathforge_model::sampling::SamplingParams {
+            temperature: cfg.temperature,
+            top_p: cfg.top_p,
+            max_new_tokens: cfg.max_completion_len,
+            n: cfg.group_size,
+            seed: tr.rng.gen(),
+            ..Default::default()
+        };
+        let opts =
+            mathforge_model::generate::GenerateOptions { max_batch: 256, ..Default::default() };
+        let (groups, gstats) =
+            mathforge_model::generate::generate(&tr.model, &tok, &prompts, &params, &opts, |_| {})
+                .map_err(|e| Error::Msg(e.to_string()))?;
+        let gen_s = stage_start.elapsed().as_secs_f64();
+        // --- reward: the strict verifier through the task.
+        let t_reward = std::time::Instant::now();
+        let mut rollouts: Vec<Vec<Rollout>> = Vec::with_capacity(groups.len());
+        for ((g, &qi), prompt) in groups.iter().zip(&qs).zip(&prompts) {
+            let ex = &train.examples()[qi];
+            rollouts.push(
+                g.iter()
+                    .map(|c| Rollout {
+                        example: qi,
+                        prompt_ids: prompt.clone(),
+                        completion_ids: c.token_ids.clone(),
+                        text: c.text.clone(),
+                        reward: train.reward(ex, &c.text) as f64,
+                        truncated: c.finish_reason
+                            == mathforge_model::sampling::FinishReason::Length,
+                    })
+                    .collect(),
+            );
+        }
+        let rewards: Vec<Vec<f64>> =
+            rollouts.iter().map(|g| g.iter().map(|r| r.reward).collect()).collect();
+        let (adv, zero_std) = outcome_advantages(&rewards, cfg.reward_scaling);
+        let reward_s = t_reward.elapsed().as_secs_f64();
+        for g in &rollouts {
+            for r in g {
+                samples.write(&serde_json::json!({"step": tr.step(), "example": r.example, "text": r.text, "reward": r.reward, "truncated": r.truncated}))?;
+            }
+        }
+        // Flatten into the training batch (dropping zero-variance groups when asked, and empty
+        // completions, which have no token to train on).
+        let mut rows: Vec<(&Rollout, f64)> = vec![];
+        for (gi, g) in rollouts.iter().enumerate() {
+            if cfg.skip_zero_variance && zero_std.contains(&gi) {
+                continue;
+            }
+            for (r, a) in g.iter().zip(&adv[gi]) {
+                if !r.completion_ids.is_empty() {
+                    rows.push((r, *a));
+                }
+            }
+        }
+        let all: Vec<&Rollout> = rollouts.iter().flatten().collect();
+        let n_all = all.len() as f64;
+        let lens: Vec<f64> = all.iter().map(|r| r.completion_ids.len() as f64).collect();
+        let mut stage_m = Map::new();
+        let rmean = rewards.iter().flatten().sum::<f64>() / n_all;
+        let rstd =
+            (rewards.iter().flatten().map(|r| (r - rmean).powi(2)).sum::<f64>() / n_all).sqrt();
+        stage_m.insert("reward_mean".into(), Value::from(rmean));
+        stage_m.insert("reward_std".into(), Value::from(rstd));
+        stage_m.insert(
+            "accuracy".into(),
+            Value::from(all.iter().filter(|r| r.reward >= 1.0).count() as f64 / n_all),
+        );
+        stage_m.insert(
+            "zero_std_frac".into(),
+            Value::from(zero_std.len() as f64 / rollouts.len() as f64),
+        );
+        stage_m.insert("completion_len_mean".into(), Value::from(lens.iter().sum::<f64>() / n_all));
+        stage_m.insert(
+            "completion_len_max".into(),
+            Value::from(lens.iter().cloned().fold(0.0, f64::max)),
+        );
+        stage_m.insert(
+            "truncated_frac".into(),
+            Value::from(all.iter().filter(|r| r.truncated).count() as f64 / n_all),
+        );
+        stage_m.insert("generation_seconds".into(), Value::from(gen_s));
+        stage_m.insert("reward_seconds".into(), Value::from(reward_s));
+        stage_m.insert("generated_tokens".into(), Value::from(gstats.generated_tokens as u64));
+        if rows.is_empty() {
+            // Nothing to learn from this stage (all groups skipped): count it as a step anyway
+            // so a run cannot spin forever.
+            tracing::warn!(step = tr.step(), "no trainable rollouts in this stage");
+        }
+        // --- mu policy updates on this stage's samples. pi_old log-probs come from the first
+        // update's forward pass (detached), the reference's from its own forward pass.
+        let device = tr.device.clone();
+        let micro: Vec<Vec<(&Rollout, f64)>> = rows.chunks(mb).map(|c| c.to_vec()).collect();
+        let mut old: Vec<Option<Tensor>> = vec![None; micro.len()];
+        let refs: Vec<Option<Tensor>> = match &reference {
+            Some(rm) => micro
+                .iter()
+                .map(|c| {
+                    let rs: Vec<&Rollout> = c.iter().map(|(r, _)| *r).collect();
+                    Ok(Some(completion_logprobs(rm, &rs, pad, chunk, &device)?.0.detach()))
+                })
+                .collect::<Result<_>>()?,
+            None => vec![None; micro.len()],
+        };
+        let live: Vec<f64> = micro
+            .iter()
+            .map(|c| c.iter().filter(|(r, _)| !(cfg.mask_truncated && r.truncated)).count() as f64)
+            .collect();
+        let live_tokens: Vec<f64> = micro
+            .iter()
+            .map(|c| {
+                c.iter()
+                    .filter(|(r, _)| !(cfg.mask_truncated && r.truncated))
+                    .map(|(r, _)| r.completion_ids.len() as f64)
+                    .sum()
+            })
+            .collect();
+        let (tot_live, tot_tokens) =
+            (live.iter().sum::<f64>().max(1.0), live_tokens.iter().sum::<f64>().max(1.0));
+        for _update in 0..cfg.mu {
+            if tr.done() {
+                break;
+            }
+            let before = serde_json::json!({});
+            let t_train = std::time::Instant::now();
+            let n_micro = micro.len().max(1);
+            let res = tr.train_step(n_micro, |model, _rng, i| {
+                let Some(c) = micro.get(i) else {
+                    // No trainable rows: a zero loss that still touches the graph.
+                    let z = Tensor::zeros((), DType::F32, &device)?;
+                    return Ok(MicroLoss { loss: z, weight: 1.0, metrics: Map::new() });
+                };
+                let rs: Vec<&Rollout> = c.iter().map(|(r, _)| *r).collect();
+                let (lp, mut mask) = completion_logprobs(model, &rs, pad, chunk, &device)?;
+                if cfg.mask_truncated {
+                    let keep: Vec<f32> =
+                        rs.iter().map(|r| if r.truncated { 0.0 } else { 1.0 }).collect();
+                    let keep = Tensor::from_vec(keep, (rs.len(), 1), &device)?;
+                    mask = mask.broadcast_mul(&keep)?;
+                }
+                let o = match &old[i] {
+                    Some(o) => o.clone(),
+                    None => {
+                        let o = lp.detach();
+                        old[i] = Some(o.clone());
+                        o
+                    }
+                };
+                let tc = lp.dim(1)?;
+                let a: Vec<f32> =
+                    c.iter().flat_map(|(_, a)| std::iter::repeat_n(*a as f32, tc)).collect();
+                let a = Tensor::from_vec(a, (c.len(), tc), &device)?;
+                let out = policy_loss(&lp, &o, refs[i].as_ref(), &a, &mask, &loss_cfg)?;
+                // Entropy proxy: mean negative log-prob of the sampled tokens.
+                let nlp = (lp.detach().neg()? * &mask)?.sum_all()?.to_scalar::<f32>()? as f64
+                    / out.tokens.max(1.0);
+                let weight = match cfg.loss_aggregation {
+                    LossAggregation::Paper | LossAggregation::DrGrpo => live[i] / tot_live,
+                    LossAggregation::TokenMean => live_tokens[i] / tot_tokens,
+                };
+                let mut m = Map::new();
+                m.insert("kl".into(), Value::from(out.kl));
+                m.insert("clip_frac".into(), Value::from(out.clip_frac));
+                m.insert("entropy".into(), Value::from(nlp));
+                Ok(MicroLoss { loss: out.loss, weight, metrics: m })
+            });
+            let mut m = match res {
+                Ok(m) => m,
+                Err(e @ Error::NonFinite { .. }) => return Err(tr.save_last_good(e, before)),
+                Err(e) => return Err(e),
+            };
+            let train_s = t_train.elapsed().as_secs_f64();
+            m.extend(stage_m.clone());
+            m.insert("train_seconds".into(), Value::from(train_s));
+            let total_s = stage_start.elapsed().as_secs_f64();
+            m.insert(
+                "tokens_per_second".into(),
+                Value::from(gstats.generated_tokens as f64 / total_s.max(1e-9)),
+            );
+            let step = tr.step();
+            if cfg.ref_reset_every > 0 && step % cfg.ref_reset_every == 0 && reference.is_some() {
+                reference = Some(frozen_copy(&tr)?);
+            }
+            if tr.done() || (cfg.common.eval_every > 0 && step % cfg.common.eval_every == 0) {
+                if let Some(acc) = eval_now(&tr)? {
+                    m.insert("eval_greedy_acc".into(), Value::from(acc));
+                }
+            }
+            tr.log(&m)?;
+            progress(&StepReport { step, total: cfg.common.steps, metrics: m.clone() });
+            if tr.done() || step % cfg.common.save_every == 0 {
+                tr.save(serde_json::json!({}), &m)?;
+            }
+        }
+    }
+    samples.finish()?;
+    tr.plot()?;
+    Ok(tr.run_dir.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

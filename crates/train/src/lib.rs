@@ -12,6 +12,9 @@ pub mod error;
 pub mod grpo;
 pub mod metrics;
 pub mod optim;
+pub mod pretrain;
 pub mod schedule;
+pub mod sft;
+pub mod trainer;
 
 pub use error::{Error, Result};

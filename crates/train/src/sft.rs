@@ -1,0 +1,300 @@
+//! Supervised fine-tuning on prompt/response pairs in the DeepSeekMath-Instruct chat format
+//! (§3: `User: {q}\n\nAssistant: {a}<eos>`), with the loss on response tokens only.
+//!
+//! Records are JSONL with a prompt field and a response field (GSM8K's `question`/`answer` by
+//! default). Chain-of-thought, program-of-thought and tool-integrated examples are all plain
+//! responses here; what differs is the text, not the trainer. The prompt is tokenized with the
+//! tokenizer's special tokens (BOS), the response `" " + a` without, then EOS is appended, so the
+//! loss mask starts exactly at the first response token. Pairs longer than `max-len` tokens have
+//! their response cut (and lose the EOS); pairs whose prompt alone is too long are skipped and
+//! counted, as are records missing a field.
+//!
+//! The loss of a step is the mean NLL over all response tokens of the step's sequences, however
+//! they are split into micro-batches (each micro-batch is weighted by its share of tokens). The
+//! order is a permutation per epoch drawn from `seed` and the epoch number, so the data position
+//! (epoch, index) is enough to resume exactly.
+use crate::config::{to_json, to_toml};
+use crate::trainer::{pad_batch, CommonConfig, MicroLoss, StepReport, Trainer};
+use crate::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use mathforge_io::jsonl::JsonlReader;
+use mathforge_model::logprob::token_logprobs;
+use mathforge_model::tokenizer::Tokenizer;
+use mathforge_model::Llama;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// `mathforge train sft` settings (keys = long flags).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct SftConfig {
+    /// Settings shared by all trainers.
+    #[serde(flatten)]
+    pub common: CommonConfig,
+    /// Training pairs (JSONL).
+    pub train_file: String,
+    /// Held-out pairs for the eval loss (JSONL).
+    pub eval_file: Option<String>,
+    /// Field with the question.
+    pub prompt_field: String,
+    /// Field with the answer (the trained part).
+    pub response_field: String,
+    /// Longest sequence (prompt + response) in tokens.
+    pub max_len: usize,
+}
+
+impl Default for SftConfig {
+    fn default() -> Self {
+        SftConfig {
+            common: CommonConfig { lr: 1e-3, ..CommonConfig::default() },
+            train_file: String::new(),
+            eval_file: None,
+            prompt_field: "question".into(),
+            response_field: "answer".into(),
+            max_len: 512,
+        }
+    }
+}
+
+/// A tokenized pair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pair {
+    /// Prompt + response ids.
+    pub ids: Vec<u32>,
+    /// Number of prompt ids (the loss starts at the token after them).
+    pub prompt_len: usize,
+}
+
+/// Tokenize a question/answer pair in the chat format.
+pub fn encode_pair(
+    tok: &Tokenizer,
+    question: &str,
+    answer: &str,
+    max_len: usize,
+) -> Result<Option<Pair>> {
+    let prompt = mathforge_model::chat::prompt(question);
+    let mut ids = tok.encode(&prompt, true).map_err(|e| Error::Msg(e.to_string()))?;
+    let prompt_len = ids.len();
+    if prompt_len + 1 >= max_len {
+        return Ok(None);
+    }
+    ids.extend(tok.encode(&format!(" {answer}"), false).map_err(|e| Error::Msg(e.to_string()))?);
+    if let Some(&e) = tok.eos_ids().first() {
+        ids.push(e);
+    }
+    ids.truncate(max_len);
+    Ok(Some(Pair { ids, prompt_len }))
+}
+
+/// Read and tokenize a pairs file; returns the pairs and skip counts by reason.
+pub fn load_pairs(
+    path: &Path,
+    tok: &Tokenizer,
+    pf: &str,
+    rf: &str,
+    max_len: usize,
+) -> Result<(Vec<Pair>, BTreeMap<String, u64>)> {
+    if !path.exists() {
+        return Err(Error::Data { path: path.into(), line: 0, msg: "file does not exist".into() });
+    }
+    let mut out = vec![];
+    let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
+    for rec in JsonlReader::open(path)? {
+        let v = match rec.value {
+            Ok(v) => v,
+            Err(_) => {
+                *skipped.entry("invalid_json".into()).or_default() += 1;
+                continue;
+            }
+        };
+        let (Some(Value::String(q)), Some(Value::String(a))) = (v.get(pf), v.get(rf)) else {
+            *skipped.entry(format!("missing_{pf}_or_{rf}")).or_default() += 1;
+            continue;
+        };
+        match encode_pair(tok, q, a, max_len)? {
+            Some(p) => out.push(p),
+            None => *skipped.entry("prompt_too_long".into()).or_default() += 1,
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::Data {
+            path: path.into(),
+            line: 0,
+            msg: format!("no usable pairs (skipped: {skipped:?})"),
+        });
+    }
+    Ok((out, skipped))
+}
+
+/// Inputs, targets and response mask of a batch of pairs: `[B, T-1]` each.
+pub fn batch_tensors(
+    pairs: &[&Pair],
+    pad: u32,
+    device: &Device,
+) -> Result<(Tensor, Tensor, Tensor, Tensor)> {
+    let rows: Vec<Vec<u32>> = pairs.iter().map(|p| p.ids.clone()).collect();
+    let (ids, mask) = pad_batch(&rows, pad, device)?;
+    let t = ids.dim(1)?;
+    let mut lm = vec![0f32; pairs.len() * (t - 1)];
+    for (b, p) in pairs.iter().enumerate() {
+        // Target position j predicts ids[j + 1]: response tokens are ids[prompt_len..].
+        for j in p.prompt_len.saturating_sub(1)..p.ids.len() - 1 {
+            lm[b * (t - 1) + j] = 1.0;
+        }
+    }
+    let loss_mask = Tensor::from_vec(lm, (pairs.len(), t - 1), device)?;
+    Ok((ids.narrow(1, 0, t - 1)?, mask.narrow(1, 0, t - 1)?, ids.narrow(1, 1, t - 1)?, loss_mask))
+}
+
+/// Response-token NLL sum and count of a batch (no gradient).
+pub fn eval_nll(
+    model: &Llama,
+    pairs: &[Pair],
+    batch: usize,
+    pad: u32,
+    chunk: usize,
+    device: &Device,
+) -> Result<(f64, f64)> {
+    let (mut s, mut n) = (0.0, 0.0);
+    for b in pairs.chunks(batch.max(1)) {
+        let refs: Vec<&Pair> = b.iter().collect();
+        let (inp, am, tgt, lm) = batch_tensors(&refs, pad, device)?;
+        let lp = token_logprobs(model, &inp, Some(&am), &tgt, chunk)
+            .map_err(|e| Error::Msg(e.to_string()))?
+            .detach();
+        s -= (lp.to_dtype(DType::F32)? * &lm)?.sum_all()?.to_scalar::<f32>()? as f64;
+        n += lm.sum_all()?.to_scalar::<f32>()? as f64;
+    }
+    Ok((s, n))
+}
+
+/// Data position: epoch and index into that epoch's permutation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SftPos {
+    /// Epoch.
+    pub epoch: u64,
+    /// Next index in the epoch's order.
+    pub index: usize,
+}
+
+fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ epoch);
+    order.shuffle(&mut rng);
+    order
+}
+
+/// Run (or resume) an SFT run.
+pub fn run(
+    cfg: &SftConfig,
+    git_commit: Option<String>,
+    mut progress: impl FnMut(&StepReport),
+) -> Result<PathBuf> {
+    let tok_path = cfg.common.tokenizer_path()?;
+    let tok = if tok_path.is_dir() {
+        Tokenizer::from_dir(&tok_path)
+    } else {
+        Tokenizer::from_file(&tok_path)
+    }
+    .map_err(|e| Error::Msg(e.to_string()))?;
+    if cfg.train_file.is_empty() {
+        return Err(Error::Config {
+            file: "<resolved>".into(),
+            msg: "`train-file` is required".into(),
+        });
+    }
+    let (pairs, skipped) = load_pairs(
+        Path::new(&cfg.train_file),
+        &tok,
+        &cfg.prompt_field,
+        &cfg.response_field,
+        cfg.max_len,
+    )?;
+    let eval_pairs = match &cfg.eval_file {
+        Some(f) => Some(
+            load_pairs(Path::new(f), &tok, &cfg.prompt_field, &cfg.response_field, cfg.max_len)?.0,
+        ),
+        None => None,
+    };
+    let mut tr = Trainer::open(
+        "sft",
+        &cfg.common,
+        to_json(cfg),
+        &to_toml(cfg)?,
+        cfg.max_len,
+        0,
+        git_commit,
+    )?;
+    let mut pos: SftPos = match &tr.resumed_data {
+        Value::Null => SftPos::default(),
+        v => serde_json::from_value(v.clone())
+            .map_err(|e| Error::Msg(format!("bad data position in checkpoint: {e}")))?,
+    };
+    let mut order = epoch_order(pairs.len(), cfg.common.seed, pos.epoch);
+    let (bs, mb, chunk, pad) = (
+        cfg.common.batch_size,
+        cfg.common.micro_batch_size,
+        cfg.common.logprob_chunk,
+        tok.pad_id(),
+    );
+    while !tr.done() {
+        let before = serde_json::to_value(pos).unwrap_or(Value::Null);
+        let mut batch: Vec<&Pair> = Vec::with_capacity(bs);
+        while batch.len() < bs {
+            if pos.index >= order.len() {
+                pos.epoch += 1;
+                pos.index = 0;
+                order = epoch_order(pairs.len(), cfg.common.seed, pos.epoch);
+            }
+            batch.push(&pairs[order[pos.index]]);
+            pos.index += 1;
+        }
+        let resp_tokens =
+            |ps: &[&Pair]| ps.iter().map(|p| (p.ids.len() - p.prompt_len) as f64).sum::<f64>();
+        let step_tokens = resp_tokens(&batch).max(1.0);
+        let device = tr.device.clone();
+        let micro: Vec<&[&Pair]> = batch.chunks(mb).collect();
+        let res = tr.train_step(micro.len(), |model, _rng, i| {
+            let (inp, am, tgt, lm) = batch_tensors(micro[i], pad, &device)?;
+            let lp = token_logprobs(model, &inp, Some(&am), &tgt, chunk)
+                .map_err(|e| Error::Msg(e.to_string()))?;
+            let n = lm.sum_all()?.to_scalar::<f32>()? as f64;
+            let loss = ((lp.to_dtype(DType::F32)? * &lm)?.sum_all()?.neg()? / n.max(1.0))?;
+            Ok(MicroLoss { loss, weight: n / step_tokens, metrics: Map::new() })
+        });
+        let mut m = match res {
+            Ok(m) => m,
+            Err(e @ Error::NonFinite { .. }) => return Err(tr.save_last_good(e, before)),
+            Err(e) => return Err(e),
+        };
+        m.insert("response_tokens".into(), Value::from(step_tokens));
+        m.insert(
+            "epoch".into(),
+            Value::from(pos.epoch as f64 + pos.index as f64 / pairs.len() as f64),
+        );
+        let step = tr.step();
+        if step == 1 {
+            for (k, v) in &skipped {
+                m.insert(format!("skipped_{k}"), Value::from(*v));
+            }
+        }
+        let eval_now =
+            tr.done() || (cfg.common.eval_every > 0 && step % cfg.common.eval_every == 0);
+        if let (true, Some(ev)) = (eval_now, &eval_pairs) {
+            let (s, n) = eval_nll(&tr.model, ev, mb, pad, chunk, &tr.device)?;
+            m.insert("eval_loss".into(), Value::from(s / n.max(1.0)));
+        }
+        tr.log(&m)?;
+        progress(&StepReport { step, total: cfg.common.steps, metrics: m.clone() });
+        if tr.done() || step % cfg.common.save_every == 0 {
+            tr.save(serde_json::to_value(pos).unwrap_or(Value::Null), &m)?;
+        }
+    }
+    tr.plot()?;
+    Ok(tr.run_dir.clone())
+}

@@ -1,0 +1,268 @@
+//! End-to-end tests of the trainers on a tiny Llama (2 layers, width 32) with a byte-level BPE
+//! tokenizer trained in the test: pretrain (mixture, perplexity, checkpoints, exact resume, NaN
+//! stop, memory refusal), SFT (response-only loss) and GRPO (rollouts, verifier reward, metrics).
+//! Each run is a few steps so the whole file stays within seconds in release mode.
+use mathforge_model::tokenizer::{train_bpe, BpeTrainConfig};
+use mathforge_train::grpo::GrpoConfig;
+use mathforge_train::pretrain::PretrainConfig;
+use mathforge_train::sft::{batch_tensors, encode_pair, SftConfig};
+use mathforge_train::trainer::CommonConfig;
+use std::path::{Path, PathBuf};
+
+fn arith_docs(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            format!(
+                "Ava has {} apples. She buys {} more. Now she has {} apples.",
+                i % 9 + 1,
+                i % 7 + 1,
+                i % 9 + i % 7 + 2
+            )
+        })
+        .collect()
+}
+
+/// A folder with tokenizer.json, a tiny model config.json and two JSONL sources.
+fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = arith_docs(60);
+    let tok = train_bpe(
+        docs.iter().map(String::as_str),
+        &BpeTrainConfig { vocab_size: 300, ..Default::default() },
+    )
+    .unwrap();
+    let tok_dir = dir.path().join("tok");
+    tok.save_dir(&tok_dir, Some(512)).unwrap();
+    let cfg = serde_json::json!({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 32,
+        "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "vocab_size": tok.vocab_size(), "max_position_embeddings": 256,
+        "rms_norm_eps": 1e-5, "tie_word_embeddings": false, "bos_token_id": 0, "eos_token_id": 1,
+        "pad_token_id": 2, "initializer_range": 0.02
+    });
+    let cfg_path = dir.path().join("config.json");
+    std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let mut a = String::new();
+    for d in &docs {
+        a.push_str(&serde_json::json!({ "text": d }).to_string());
+        a.push('\n');
+    }
+    a.push_str("{not json\n{\"other\": 1}\n");
+    std::fs::write(dir.path().join("math.jsonl"), a).unwrap();
+    let mut b = String::new();
+    for i in 0..30 {
+        b.push_str(
+            &serde_json::json!({ "text": format!("fn f{i}() {{ return {i}; }}") }).to_string(),
+        );
+        b.push('\n');
+    }
+    std::fs::write(dir.path().join("code.jsonl"), b).unwrap();
+    (dir, tok_dir, cfg_path)
+}
+
+fn common(out: &Path, tok: &Path, cfg: &Path, steps: u64) -> CommonConfig {
+    CommonConfig {
+        out: out.display().to_string(),
+        model_config: Some(cfg.display().to_string()),
+        tokenizer: Some(tok.display().to_string()),
+        steps,
+        lr: 3e-3,
+        warmup_steps: 1,
+        batch_size: 4,
+        micro_batch_size: 2,
+        save_every: 2,
+        keep_checkpoints: 0,
+        ..Default::default()
+    }
+}
+
+fn pretrain_cfg(dir: &Path, out: &str, tok: &Path, cfg: &Path, steps: u64) -> PretrainConfig {
+    PretrainConfig {
+        common: common(&dir.join(out), tok, cfg, steps),
+        data: vec![
+            format!("math:0.7:{}", dir.join("math.jsonl").display()),
+            format!("code:0.3:{}", dir.join("code.jsonl").display()),
+        ],
+        seq_len: 32,
+        heldout_docs: 5,
+        heldout_windows: 2,
+        ..Default::default()
+    }
+}
+
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn pretrain_logs_checkpoints_and_resumes_exactly() {
+    let (dir, tok, cfg) = setup();
+    let d = dir.path();
+    // Straight: 4 steps.
+    let straight =
+        mathforge_train::pretrain::run(&pretrain_cfg(d, "a", &tok, &cfg, 4), None, |_| {}).unwrap();
+    let m = metrics(&straight);
+    assert_eq!(m.iter().map(|r| r["step"].as_u64().unwrap()).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    assert!(m[3]["heldout_ppl"].as_f64().unwrap() > 1.0);
+    assert!(m[3].get("heldout_ppl_math").is_some() && m[3].get("heldout_ppl_code").is_some());
+    let ck = straight.join("checkpoints/step-4");
+    for f in
+        ["config.json", "model.safetensors", "optimizer.safetensors", "meta.json", "tokenizer.json"]
+    {
+        assert!(ck.join(f).exists(), "{f} in checkpoint");
+    }
+    assert!(straight.join("config.toml").exists() && straight.join("plots/loss.png").exists());
+    // The checkpoint is an HF model folder the model crate can load.
+    mathforge_model::checkpoint::load(&ck, candle_core::DType::F32, &candle_core::Device::Cpu)
+        .unwrap();
+
+    // Interrupted: 2 steps, then the same command with steps = 4 resumes from step-2.
+    mathforge_train::pretrain::run(&pretrain_cfg(d, "b", &tok, &cfg, 2), None, |_| {}).unwrap();
+    let resumed =
+        mathforge_train::pretrain::run(&pretrain_cfg(d, "b", &tok, &cfg, 4), None, |_| {}).unwrap();
+    assert_eq!(
+        std::fs::read(ck.join("model.safetensors")).unwrap(),
+        std::fs::read(resumed.join("checkpoints/step-4/model.safetensors")).unwrap(),
+        "2 + 2 resumed steps equal 4 straight steps bit for bit"
+    );
+    assert_eq!(metrics(&resumed).len(), 4);
+}
+
+#[test]
+fn nan_stops_with_last_good_checkpoint_and_memory_is_checked() {
+    let (dir, tok, cfg) = setup();
+    let d = dir.path();
+    let mut c = pretrain_cfg(d, "nan", &tok, &cfg, 6);
+    c.common.lr = 1e30;
+    c.common.warmup_steps = 0;
+    c.common.max_grad_norm = 0.0;
+    c.common.save_every = 100;
+    let err = mathforge_train::pretrain::run(&c, None, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("non-finite") && err.contains("last good state"), "{err}");
+    let saved = mathforge_train::checkpoint::latest(&d.join("nan"))
+        .unwrap()
+        .expect("last good state saved");
+    let meta = mathforge_train::checkpoint::load_meta(&saved).unwrap();
+    assert!(meta.step < 6);
+
+    let mut c = pretrain_cfg(d, "oom", &tok, &cfg, 2);
+    c.common.max_memory_mib = Some(0);
+    let err = mathforge_train::pretrain::run(&c, None, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("estimated memory") && err.contains("moments"), "{err}");
+}
+
+#[test]
+fn sft_masks_prompt_and_trains() {
+    let (dir, tok_dir, cfg) = setup();
+    let d = dir.path();
+    let tok = mathforge_model::tokenizer::Tokenizer::from_dir(&tok_dir).unwrap();
+    let p = encode_pair(&tok, "Ava has 2 apples.", "She has 2. #### 2", 128).unwrap().unwrap();
+    let resp = p.ids.len() - p.prompt_len;
+    let (_, _, tgt, mask) = batch_tensors(&[&p], tok.pad_id(), &candle_core::Device::Cpu).unwrap();
+    let mask: Vec<f32> = mask.flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(
+        mask.iter().sum::<f32>() as usize,
+        resp,
+        "loss only on response tokens (EOS included)"
+    );
+    let tgt: Vec<u32> = tgt.flatten_all().unwrap().to_vec1().unwrap();
+    let first = mask.iter().position(|&m| m == 1.0).unwrap();
+    assert_eq!(tgt[first], p.ids[p.prompt_len], "first masked target is the first response token");
+    assert_eq!(*tgt.last().unwrap(), tok.eos_ids()[0]);
+
+    let mut rows = String::new();
+    for i in 0..12 {
+        rows.push_str(&serde_json::json!({"question": format!("What is {i} plus 1?"), "answer": format!("{i} + 1 = {}. #### {}", i + 1, i + 1)}).to_string());
+        rows.push('\n');
+    }
+    std::fs::write(d.join("sft.jsonl"), rows).unwrap();
+    let c = SftConfig {
+        common: common(&d.join("sft"), &tok_dir, &cfg, 3),
+        train_file: d.join("sft.jsonl").display().to_string(),
+        eval_file: Some(d.join("sft.jsonl").display().to_string()),
+        max_len: 64,
+        ..Default::default()
+    };
+    let run = mathforge_train::sft::run(&c, None, |_| {}).unwrap();
+    let m = metrics(&run);
+    assert_eq!(m.len(), 3);
+    assert!(m[2]["eval_loss"].as_f64().unwrap().is_finite());
+}
+
+#[test]
+fn grpo_runs_rollouts_and_logs_issue_metrics() {
+    let (dir, tok, cfg) = setup();
+    let d = dir.path();
+    let c = GrpoConfig {
+        common: CommonConfig { lr: 1e-3, save_every: 2, ..common(&d.join("grpo"), &tok, &cfg, 2) },
+        train_data: "arith:split=train,steps=1,n=20".into(),
+        eval_data: Some("arith:split=heldout,steps=1,n=4".into()),
+        eval_questions: 4,
+        group_size: 3,
+        questions_per_step: 2,
+        max_completion_len: 8,
+        mask_truncated: true,
+        ..Default::default()
+    };
+    let run = mathforge_train::grpo::run(&c, None, |_| {}).unwrap();
+    let m = metrics(&run);
+    // Step 0 is the initial evaluation, then one line per optimizer step.
+    assert_eq!(m.iter().map(|r| r["step"].as_u64().unwrap()).collect::<Vec<_>>(), vec![0, 1, 2]);
+    for k in [
+        "reward_mean",
+        "reward_std",
+        "accuracy",
+        "zero_std_frac",
+        "kl",
+        "clip_frac",
+        "entropy",
+        "completion_len_mean",
+        "completion_len_max",
+        "truncated_frac",
+        "generation_seconds",
+        "reward_seconds",
+        "train_seconds",
+        "tokens_per_second",
+        "eval_greedy_acc",
+    ] {
+        assert!(m[2].get(k).is_some(), "metric {k} missing: {}", m[2]);
+    }
+    // An untrained model never finishes in 8 tokens: all truncated, all masked, loss 0.
+    assert_eq!(m[1]["truncated_frac"].as_f64().unwrap(), 1.0);
+    assert!(run.join("checkpoints/step-2/meta.json").exists());
+    assert!(std::fs::read_dir(&run).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with("samples-")));
+}
+
+/// The committed training configs parse (keys are valid flags, values have the right types).
+#[test]
+fn committed_configs_parse() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let p: PretrainConfig = mathforge_train::config::resolve(
+        Some(&root.join("train-tiny-pretrain.toml")),
+        serde_json::Value::Null,
+    )
+    .unwrap();
+    assert_eq!(p.data.len(), 2);
+    let s: SftConfig = mathforge_train::config::resolve(
+        Some(&root.join("train-tiny-sft.toml")),
+        serde_json::Value::Null,
+    )
+    .unwrap();
+    assert_eq!(s.common.steps, 300);
+    let g: GrpoConfig = mathforge_train::config::resolve(
+        Some(&root.join("train-tiny-grpo.toml")),
+        serde_json::Value::Null,
+    )
+    .unwrap();
+    assert_eq!(g.beta, 0.04);
+    let model = mathforge_model::Config::from_file(root.join("train-tiny-model.json")).unwrap();
+    assert!(model.num_parameters() < 10_000_000);
+}
