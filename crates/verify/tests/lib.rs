@@ -2,5 +2,6 @@
 //! must get its labelled verdict, except those marked `xfail`, which must still be wrong so the
 //! mark is removed when fixed), properties, fuzz replays and the benchmark self-check.
 mod cases;
+mod fuzz_replay;
 mod props;
 mod selfcheck;
