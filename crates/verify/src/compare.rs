@@ -76,7 +76,7 @@ pub fn compare(reference: &str, answer: &str, cfg: &Config) -> Verdict {
             if budget.spent() {
                 return verdict(false, "step budget exhausted");
             }
-            verdict(eq, if eq { c.rule.get() } else { c.rule.get() })
+            verdict(eq, c.rule.get())
         }
         (r, a) => {
             let (tr, ta) = (text_key(&rp), text_key(&ap));
@@ -748,7 +748,9 @@ fn close(x: Complex64, y: Complex64, tol: f64, floor_one: bool) -> bool {
 
 /// The `pt`-th test point: each variable gets a non-integer rational between -10 and 10 drawn
 /// from a fixed sequence, so verdicts are reproducible.
-fn point(syms: &[String], pt: usize) -> (Vec<(String, CRat)>, Vec<(String, Complex64)>) {
+type Point = (Vec<(String, CRat)>, Vec<(String, Complex64)>);
+
+fn point(syms: &[String], pt: usize) -> Point {
     let mut ev = Vec::with_capacity(syms.len());
     let mut fv = Vec::with_capacity(syms.len());
     for (j, s) in syms.iter().enumerate() {

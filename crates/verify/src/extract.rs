@@ -111,7 +111,7 @@ fn boxed_spans(text: &str) -> Vec<(usize, usize, String)> {
         } else if i > start + l && i < bytes.len() {
             // `\boxed 5`: the argument is one token.
             let tok_end = text[i..]
-                .find(|c: char| c.is_whitespace() || c == '$' || c == '.' && false)
+                .find(|c: char| c.is_whitespace() || c == '$')
                 .map_or(text.len(), |e| i + e);
             let tok = text[i..tok_end].trim_end_matches(['.', ',']);
             if !tok.is_empty() {
@@ -237,10 +237,8 @@ fn find_sentence_end(s: &str) -> Option<usize> {
             '}' => depth -= 1,
             '$' => dollars += 1,
             '。' => return Some(i),
-            '.' if depth == 0 && dollars % 2 == 0 => {
-                if b.get(i + 1).is_none_or(|n| *n == b' ') {
-                    return Some(i);
-                }
+            '.' if depth == 0 && dollars % 2 == 0 && b.get(i + 1).is_none_or(|n| *n == b' ') => {
+                return Some(i);
             }
             _ => {}
         }

@@ -800,7 +800,9 @@ impl<'a> Parser<'a> {
                 return Err(err(self.pos, "unterminated matrix"));
             }
             let e = self.union()?;
-            rows.last_mut().map(|r| r.push(e));
+            if let Some(r) = rows.last_mut() {
+                r.push(e);
+            }
             if self.eat(&Tk::P('&')) {
                 continue;
             }
