@@ -4,6 +4,7 @@ mod util;
 mod corpus;
 mod eval;
 mod fasttext;
+mod generate;
 mod model;
 mod train;
 mod verify;
