@@ -13,3 +13,4 @@ pub mod warc;
 pub mod wet;
 
 pub use formats::{read_documents, DocumentReader, DocumentWriter};
+pub mod mine;
