@@ -30,20 +30,30 @@ impl Document {
     /// (e.g. `file:line`) is used so every document stays addressable. A `url` that is not a
     /// string is kept in the metadata rather than dropped. Errors are plain messages; the caller
     /// adds the file and line.
-    pub fn from_json(value: serde_json::Value, fallback_id: impl FnOnce() -> String) -> Result<Self, String> {
+    pub fn from_json(
+        value: serde_json::Value,
+        fallback_id: impl FnOnce() -> String,
+    ) -> Result<Self, String> {
         let serde_json::Value::Object(mut map) = value else {
             return Err("record is not a JSON object".to_string());
         };
         let text = match map.remove("text") {
             Some(serde_json::Value::String(s)) => s,
-            Some(other) => return Err(format!("field `text` is not a string (found {})", json_kind(&other))),
+            Some(other) => {
+                return Err(format!("field `text` is not a string (found {})", json_kind(&other)))
+            }
             None => return Err("missing field `text`".to_string()),
         };
         let id = match map.remove("id") {
             Some(serde_json::Value::String(s)) => s,
             Some(serde_json::Value::Number(n)) => n.to_string(),
             Some(serde_json::Value::Null) | None => fallback_id(),
-            Some(other) => return Err(format!("field `id` is not a string or number (found {})", json_kind(&other))),
+            Some(other) => {
+                return Err(format!(
+                    "field `id` is not a string or number (found {})",
+                    json_kind(&other)
+                ))
+            }
         };
         let url = match map.remove("url") {
             Some(serde_json::Value::String(s)) => Some(s),

@@ -56,7 +56,11 @@ impl DocFormat {
     /// Tell the format from a file name (`x.parquet`, `x.jsonl[.gz|.zst]`, `x.json[.gz|.zst]`, `x.ndjson`).
     pub fn from_path(path: &Path) -> Result<Self> {
         let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
-        let base = name.strip_suffix(".gz").or_else(|| name.strip_suffix(".zst")).or_else(|| name.strip_suffix(".zstd")).unwrap_or(&name);
+        let base = name
+            .strip_suffix(".gz")
+            .or_else(|| name.strip_suffix(".zst"))
+            .or_else(|| name.strip_suffix(".zstd"))
+            .unwrap_or(&name);
         if name.ends_with(".parquet") {
             Ok(DocFormat::Parquet)
         } else if base.ends_with(".jsonl") || base.ends_with(".json") || base.ends_with(".ndjson") {
@@ -164,7 +168,13 @@ impl ParquetRows {
             .with_batch_size(1024)
             .build()
             .map_err(|e| Error::bad(path, "schema", format!("cannot read Parquet: {e}")))?;
-        Ok(ParquetRows { path: path.to_path_buf(), reader: Some(reader), json_columns, pending: VecDeque::new(), row: 0 })
+        Ok(ParquetRows {
+            path: path.to_path_buf(),
+            reader: Some(reader),
+            json_columns,
+            pending: VecDeque::new(),
+            row: 0,
+        })
     }
 
     fn next(&mut self) -> Option<Result<Document>> {
@@ -175,7 +185,11 @@ impl ParquetRows {
             match self.reader.as_mut()?.next()? {
                 Err(e) => {
                     // A corrupt page: report it once and stop (later pages can't be located reliably).
-                    let err = Error::bad(&self.path, format!("row {}", self.row), format!("Parquet read error: {e}"));
+                    let err = Error::bad(
+                        &self.path,
+                        format!("row {}", self.row),
+                        format!("Parquet read error: {e}"),
+                    );
                     self.reader = None;
                     return Some(Err(err));
                 }
@@ -210,7 +224,11 @@ impl ParquetRows {
                 match serde_json::from_str::<Map<String, Value>>(&s) {
                     Ok(m) => map.extend(m),
                     Err(e) => {
-                        self.pending.push_back(Err(Error::bad(&self.path, format!("row {row}"), format!("bad `{EXTRA_COLUMN}` JSON: {e}"))));
+                        self.pending.push_back(Err(Error::bad(
+                            &self.path,
+                            format!("row {row}"),
+                            format!("bad `{EXTRA_COLUMN}` JSON: {e}"),
+                        )));
                         continue;
                     }
                 }
@@ -249,7 +267,12 @@ impl<'a> Cell<'a> {
         }
         // Other integer/float/string widths: cast to a common type; anything else as display text.
         let target = match col.data_type() {
-            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => Some(DataType::Int64),
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32 => Some(DataType::Int64),
             DataType::Float16 | DataType::Float32 => Some(DataType::Float64),
             DataType::UInt64 => Some(DataType::Float64),
             DataType::LargeUtf8 | DataType::Utf8View => Some(DataType::Utf8),
@@ -265,16 +288,35 @@ impl<'a> Cell<'a> {
 
     fn value(&self, i: usize) -> Value {
         match self {
-            Cell::Str(a) => if a.is_null(i) { Value::Null } else { Value::String(a.value(i).to_string()) },
+            Cell::Str(a) => {
+                if a.is_null(i) {
+                    Value::Null
+                } else {
+                    Value::String(a.value(i).to_string())
+                }
+            }
             Cell::Json(a) => {
                 if a.is_null(i) {
                     Value::Null
                 } else {
-                    serde_json::from_str(a.value(i)).unwrap_or_else(|_| Value::String(a.value(i).to_string()))
+                    serde_json::from_str(a.value(i))
+                        .unwrap_or_else(|_| Value::String(a.value(i).to_string()))
                 }
             }
-            Cell::Bool(a) => if a.is_null(i) { Value::Null } else { Value::Bool(a.value(i)) },
-            Cell::Int(a) => if a.is_null(i) { Value::Null } else { Value::from(a.value(i)) },
+            Cell::Bool(a) => {
+                if a.is_null(i) {
+                    Value::Null
+                } else {
+                    Value::Bool(a.value(i))
+                }
+            }
+            Cell::Int(a) => {
+                if a.is_null(i) {
+                    Value::Null
+                } else {
+                    Value::from(a.value(i))
+                }
+            }
             Cell::Float(a) => {
                 if a.is_null(i) {
                     Value::Null
@@ -291,7 +333,8 @@ impl<'a> Cell<'a> {
                     return Value::from(a.value(i));
                 }
                 if let Some(a) = any.downcast_ref::<Float64Array>() {
-                    return serde_json::Number::from_f64(a.value(i)).map_or(Value::Null, Value::Number);
+                    return serde_json::Number::from_f64(a.value(i))
+                        .map_or(Value::Null, Value::Number);
                 }
                 if let Some(a) = any.downcast_ref::<StringArray>() {
                     return Value::String(a.value(i).to_string());
@@ -435,7 +478,14 @@ struct ParquetDocWriter {
 impl ParquetDocWriter {
     fn create(path: &Path) -> Result<Self> {
         let file = AtomicFile::create(path)?;
-        Ok(ParquetDocWriter { path: path.to_path_buf(), file: Some(file), writer: None, columns: Vec::new(), schema: None, buf: Vec::new() })
+        Ok(ParquetDocWriter {
+            path: path.to_path_buf(),
+            file: Some(file),
+            writer: None,
+            columns: Vec::new(),
+            schema: None,
+            buf: Vec::new(),
+        })
     }
 
     fn write(&mut self, doc: Document) -> Result<()> {
@@ -467,10 +517,13 @@ impl ParquetDocWriter {
                 }
             }
         }
-        self.columns = order.into_iter().map(|k| {
-            let t = types.get(&k).copied().flatten().unwrap_or(ColType::Str);
-            (k, t)
-        }).collect();
+        self.columns = order
+            .into_iter()
+            .map(|k| {
+                let t = types.get(&k).copied().flatten().unwrap_or(ColType::Str);
+                (k, t)
+            })
+            .collect();
         let mut fields = vec![
             Field::new("id", DataType::Utf8, false),
             Field::new("url", DataType::Utf8, true),
@@ -480,17 +533,26 @@ impl ParquetDocWriter {
             fields.push(Field::new(k, t.data_type(), true));
         }
         fields.push(Field::new(EXTRA_COLUMN, DataType::Utf8, true));
-        let json_cols: Vec<&str> = self.columns.iter().filter(|(_, t)| *t == ColType::Json).map(|(k, _)| k.as_str()).collect();
+        let json_cols: Vec<&str> = self
+            .columns
+            .iter()
+            .filter(|(_, t)| *t == ColType::Json)
+            .map(|(k, _)| k.as_str())
+            .collect();
         let mut md = HashMap::new();
         md.insert(JSON_COLUMNS_KEY.to_string(), json_cols.join(","));
         let schema = Arc::new(Schema::new_with_metadata(fields, md));
         let props = WriterProperties::builder()
-            .set_compression(PqCompression::ZSTD(ZstdLevel::try_new(3).map_err(|e| Error::Msg(e.to_string()))?))
+            .set_compression(PqCompression::ZSTD(
+                ZstdLevel::try_new(3).map_err(|e| Error::Msg(e.to_string()))?,
+            ))
             .set_max_row_group_size(PARQUET_ROW_GROUP)
             .build();
-        let file = self.file.take().ok_or_else(|| Error::Msg("parquet writer already started".into()))?;
-        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
-            .map_err(|e| Error::bad(&self.path, "schema", format!("cannot start Parquet writer: {e}")))?;
+        let file =
+            self.file.take().ok_or_else(|| Error::Msg("parquet writer already started".into()))?;
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| {
+            Error::bad(&self.path, "schema", format!("cannot start Parquet writer: {e}"))
+        })?;
         self.writer = Some(writer);
         self.schema = Some(schema);
         Ok(())
@@ -520,7 +582,11 @@ impl ParquetDocWriter {
             }
             // Whatever is left (new keys, or values of the wrong type) rides in the extra column.
             d.metadata.retain(|k, _| k != "id" && k != "url" && k != "text" && k != EXTRA_COLUMN);
-            extras.push(if d.metadata.is_empty() { None } else { Some(Value::Object(std::mem::take(&mut d.metadata)).to_string()) });
+            extras.push(if d.metadata.is_empty() {
+                None
+            } else {
+                Some(Value::Object(std::mem::take(&mut d.metadata)).to_string())
+            });
             ids.push(d.id);
             urls.push(d.url);
             texts.push(d.text);
@@ -533,29 +599,41 @@ impl ParquetDocWriter {
         for (ci, (_, t)) in self.columns.iter().enumerate() {
             let vals = &cols[ci];
             let arr: ArrayRef = match t {
-                ColType::Bool => Arc::new(vals.iter().map(Value::as_bool).collect::<BooleanArray>()),
+                ColType::Bool => {
+                    Arc::new(vals.iter().map(Value::as_bool).collect::<BooleanArray>())
+                }
                 ColType::Int => Arc::new(vals.iter().map(Value::as_i64).collect::<Int64Array>()),
-                ColType::Float => Arc::new(vals.iter().map(Value::as_f64).collect::<Float64Array>()),
-                ColType::Str => Arc::new(vals.iter().map(|v| v.as_str().map(str::to_string)).collect::<StringArray>()),
-                ColType::Json => Arc::new(vals.iter().map(|v| if v.is_null() { None } else { Some(v.to_string()) }).collect::<StringArray>()),
+                ColType::Float => {
+                    Arc::new(vals.iter().map(Value::as_f64).collect::<Float64Array>())
+                }
+                ColType::Str => Arc::new(
+                    vals.iter().map(|v| v.as_str().map(str::to_string)).collect::<StringArray>(),
+                ),
+                ColType::Json => Arc::new(
+                    vals.iter()
+                        .map(|v| if v.is_null() { None } else { Some(v.to_string()) })
+                        .collect::<StringArray>(),
+                ),
             };
             arrays.push(arr);
         }
         arrays.push(Arc::new(StringArray::from(extras)));
         let schema = self.schema.clone().ok_or_else(|| Error::Msg("schema not fixed".into()))?;
-        let batch = RecordBatch::try_new(schema, arrays)
-            .map_err(|e| Error::bad(&self.path, "batch", format!("cannot build Parquet batch: {e}")))?;
+        let batch = RecordBatch::try_new(schema, arrays).map_err(|e| {
+            Error::bad(&self.path, "batch", format!("cannot build Parquet batch: {e}"))
+        })?;
         let w = self.writer.as_mut().ok_or_else(|| Error::Msg("parquet writer missing".into()))?;
-        w.write(&batch).map_err(|e| Error::bad(&self.path, "write", format!("Parquet write failed: {e}")))?;
+        w.write(&batch)
+            .map_err(|e| Error::bad(&self.path, "write", format!("Parquet write failed: {e}")))?;
         Ok(())
     }
 
     fn finish(mut self) -> Result<()> {
         self.flush()?;
         let w = self.writer.take().ok_or_else(|| Error::Msg("parquet writer missing".into()))?;
-        let file = w
-            .into_inner()
-            .map_err(|e| Error::bad(&self.path, "footer", format!("cannot finish Parquet file: {e}")))?;
+        let file = w.into_inner().map_err(|e| {
+            Error::bad(&self.path, "footer", format!("cannot finish Parquet file: {e}"))
+        })?;
         file.commit()?;
         Ok(())
     }

@@ -100,7 +100,8 @@ impl MineConfig {
     /// Read a TOML file (unknown keys are an error).
     pub fn from_toml_file(path: &Path) -> Result<Self> {
         let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        toml::from_str(&s).map_err(|e| Error::Config { path: path.to_path_buf(), message: e.to_string() })
+        toml::from_str(&s)
+            .map_err(|e| Error::Config { path: path.to_path_buf(), message: e.to_string() })
     }
 }
 
@@ -155,7 +156,8 @@ pub fn domain_of(url: &str) -> String {
 /// `host/first-path-segment/` of a URL (the unit people annotate), or `""`.
 pub fn path_prefix(url: &str) -> String {
     let Ok(u) = url::Url::parse(url) else { return String::new() };
-    let host = u.host_str().map(|h| h.trim_start_matches("www.").to_ascii_lowercase()).unwrap_or_default();
+    let host =
+        u.host_str().map(|h| h.trim_start_matches("www.").to_ascii_lowercase()).unwrap_or_default();
     let first = u.path_segments().and_then(|mut s| s.next()).unwrap_or("");
     if first.is_empty() {
         format!("{host}/")
@@ -166,7 +168,13 @@ pub fn path_prefix(url: &str) -> String {
 
 fn host_and_path(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(u) => format!("{}{}", u.host_str().map(|h| h.trim_start_matches("www.").to_ascii_lowercase()).unwrap_or_default(), u.path()),
+        Ok(u) => format!(
+            "{}{}",
+            u.host_str()
+                .map(|h| h.trim_start_matches("www.").to_ascii_lowercase())
+                .unwrap_or_default(),
+            u.path()
+        ),
         Err(_) => String::new(),
     }
 }
@@ -206,7 +214,10 @@ fn load_docs(paths: &[PathBuf], skipped: &mut u64) -> Result<Vec<Document>> {
     for p in paths {
         crate::formats::DocFormat::from_path(p)?;
         if !p.is_file() {
-            return Err(Error::io(p, std::io::Error::new(std::io::ErrorKind::NotFound, "input file not found")));
+            return Err(Error::io(
+                p,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "input file not found"),
+            ));
         }
         for d in read_documents(p) {
             match d {
@@ -220,15 +231,25 @@ fn load_docs(paths: &[PathBuf], skipped: &mut u64) -> Result<Vec<Document>> {
 
 fn read_approved(path: &Path) -> Result<Vec<String>> {
     let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    Ok(s.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(|l| {
-        l.trim_start_matches("https://").trim_start_matches("http://").trim_start_matches("www.").to_ascii_lowercase()
-    }).collect())
+    Ok(s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            l.trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .trim_start_matches("www.")
+                .to_ascii_lowercase()
+        })
+        .collect())
 }
 
 /// Run the mining loop. Returns one report per round run.
 pub fn run(cfg: &MineConfig, on_event: &(dyn Fn(MineEvent) + Sync)) -> Result<Vec<RoundReport>> {
     if cfg.seed.is_empty() || cfg.pool.is_empty() {
-        return Err(Error::Config { path: PathBuf::from("<mine config>"), message: "`seed` and `pool` must list at least one file each".into() });
+        return Err(Error::Config {
+            path: PathBuf::from("<mine config>"),
+            message: "`seed` and `pool` must list at least one file each".into(),
+        });
     }
     let mut skipped = 0u64;
     let mut seed = load_docs(&cfg.seed, &mut skipped)?;
@@ -238,7 +259,8 @@ pub fn run(cfg: &MineConfig, on_event: &(dyn Fn(MineEvent) + Sync)) -> Result<Ve
         _ => Vec::new(),
     };
     // Per-domain pool counts are the same every round.
-    let pool_domains: Vec<String> = pool.iter().map(|d| d.url.as_deref().map(domain_of).unwrap_or_default()).collect();
+    let pool_domains: Vec<String> =
+        pool.iter().map(|d| d.url.as_deref().map(domain_of).unwrap_or_default()).collect();
     let mut domain_pool: HashMap<&str, usize> = HashMap::new();
     for d in &pool_domains {
         *domain_pool.entry(d.as_str()).or_insert(0) += 1;
@@ -257,7 +279,8 @@ pub fn run(cfg: &MineConfig, on_event: &(dyn Fn(MineEvent) + Sync)) -> Result<Ve
         let mut pos: Vec<&Document> = seed.iter().collect();
         pos.sort_by_key(|d| sample_key(&d.id, cfg.seed_rng ^ round as u64));
         pos.truncate(cfg.positives);
-        let mut neg: Vec<&Document> = pool.iter().filter(|d| !seed_ids.contains(d.id.as_str())).collect();
+        let mut neg: Vec<&Document> =
+            pool.iter().filter(|d| !seed_ids.contains(d.id.as_str())).collect();
         neg.sort_by_key(|d| sample_key(&d.id, cfg.seed_rng.wrapping_add(0x9e37) ^ round as u64));
         neg.truncate(cfg.negatives);
         let (n_pos, n_neg) = (pos.len(), neg.len());
@@ -265,8 +288,12 @@ pub fn run(cfg: &MineConfig, on_event: &(dyn Fn(MineEvent) + Sync)) -> Result<Ve
         {
             let mut lines: Vec<(u64, String)> = pos
                 .iter()
-                .map(|d| (sample_key(&d.id, 7), format!("__label__math {}\n", classifier_text(&d.text))))
-                .chain(neg.iter().map(|d| (sample_key(&d.id, 7), format!("__label__other {}\n", classifier_text(&d.text)))))
+                .map(|d| {
+                    (sample_key(&d.id, 7), format!("__label__math {}\n", classifier_text(&d.text)))
+                })
+                .chain(neg.iter().map(|d| {
+                    (sample_key(&d.id, 7), format!("__label__other {}\n", classifier_text(&d.text)))
+                }))
                 .collect();
             // Interleave the classes: fastText trains in file order with a decaying lr.
             lines.sort_by_key(|(k, _)| *k);
@@ -279,7 +306,8 @@ pub fn run(cfg: &MineConfig, on_event: &(dyn Fn(MineEvent) + Sync)) -> Result<Ve
 
         // --- train.
         on_event(MineEvent::Phase("train"));
-        let threads = if cfg.threads > 0 { cfg.threads } else { rayon::current_num_threads() as i32 };
+        let threads =
+            if cfg.threads > 0 { cfg.threads } else { rayon::current_num_threads() as i32 };
         let args = mathforge_fasttext::Args {
             dim: cfg.dim,
             lr: cfg.lr,
@@ -291,8 +319,10 @@ pub fn run(cfg: &MineConfig, on_event: &(dyn Fn(MineEvent) + Sync)) -> Result<Ve
             verbose: 0,
             ..mathforge_fasttext::Args::supervised()
         };
-        let trained = mathforge_fasttext::train(&args, &train_path, &|_| {}, &|_| {})
-            .map_err(|e| Error::Msg(format!("{}: fastText training failed: {e}", train_path.display())))?;
+        let trained =
+            mathforge_fasttext::train(&args, &train_path, &|_| {}, &|_| {}).map_err(|e| {
+                Error::Msg(format!("{}: fastText training failed: {e}", train_path.display()))
+            })?;
         let model = trained.model;
         model.save(dir.join("model.bin")).map_err(|e| Error::Msg(format!("saving model: {e}")))?;
 
@@ -302,7 +332,9 @@ pub fn run(cfg: &MineConfig, on_event: &(dyn Fn(MineEvent) + Sync)) -> Result<Ve
         let scores: Vec<f32> = pool
             .par_iter()
             .map_init(mathforge_fasttext::PredictBuf::default, |buf, d| {
-                let s = model.label_prob(classifier_text(&d.text).as_bytes(), "__label__math", buf).unwrap_or(0.0);
+                let s = model
+                    .label_prob(classifier_text(&d.text).as_bytes(), "__label__math", buf)
+                    .unwrap_or(0.0);
                 let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 if n % 10_000 == 0 {
                     on_event(MineEvent::Scored(n));
@@ -332,12 +364,21 @@ pub fn run(cfg: &MineConfig, on_event: &(dyn Fn(MineEvent) + Sync)) -> Result<Ve
         }
         let mut w = DocumentWriter::create(dir.join("kept.jsonl.gz"))?;
         for &i in &kept {
-            let d = pool[i].clone().with_meta("score", scores[i] as f64).with_meta("round", round as i64);
+            let d = pool[i]
+                .clone()
+                .with_meta("score", scores[i] as f64)
+                .with_meta("round", round as i64);
             w.write_owned(d)?;
         }
         w.finish()?;
         let kept_set: HashSet<usize> = kept.iter().copied().collect();
-        let overlap = prev_kept.as_ref().map(|p| if p.is_empty() { 1.0 } else { p.intersection(&kept_set).count() as f64 / p.len() as f64 });
+        let overlap = prev_kept.as_ref().map(|p| {
+            if p.is_empty() {
+                1.0
+            } else {
+                p.intersection(&kept_set).count() as f64 / p.len() as f64
+            }
+        });
 
         // --- domains and paths.
         on_event(MineEvent::Phase("domains"));
@@ -353,7 +394,11 @@ pub fn run(cfg: &MineConfig, on_event: &(dyn Fn(MineEvent) + Sync)) -> Result<Ve
             })
             .collect();
         domains.sort_by(|a, b| b.2.cmp(&a.2).then(b.3.total_cmp(&a.3)).then(a.0.cmp(&b.0)));
-        let math_domains: HashSet<&str> = domains.iter().filter(|d| d.3 > cfg.domain_threshold && !d.0.is_empty()).map(|d| d.0).collect();
+        let math_domains: HashSet<&str> = domains
+            .iter()
+            .filter(|d| d.3 > cfg.domain_threshold && !d.0.is_empty())
+            .map(|d| d.0)
+            .collect();
         let mut tsv = String::from("domain\tpool\tkept\tfraction\tmath\n");
         for (d, n, k, f) in &domains {
             tsv += &format!("{d}\t{n}\t{k}\t{f:.4}\t{}\n", math_domains.contains(d));
@@ -412,7 +457,11 @@ pub fn run(cfg: &MineConfig, on_event: &(dyn Fn(MineEvent) + Sync)) -> Result<Ve
             kept_tokens,
             overlap_with_previous: overlap,
             math_domains: math_domains.len(),
-            top_domains: domains.iter().take(20).map(|(d, _, k, f)| (d.to_string(), *k, *f)).collect(),
+            top_domains: domains
+                .iter()
+                .take(20)
+                .map(|(d, _, k, f)| (d.to_string(), *k, *f))
+                .collect(),
             added_to_seed: added,
             skipped_records: skipped,
         };
@@ -430,9 +479,18 @@ fn write_round_report(dir: &Path, r: &RoundReport, bins: &[usize; 20]) -> Result
     let json = serde_json::to_vec_pretty(r).map_err(|e| Error::Msg(e.to_string()))?;
     mathforge_io::atomic::write_atomic(dir.join("summary.json"), &json)?;
     let mut md = format!("# Mining round {}\n\n| metric | value |\n|---|---:|\n", r.round);
-    md += &format!("| seed pages | {} |\n| trained on (math / other) | {} / {} |\n", r.seed_pages, r.trained_pos, r.trained_neg);
-    md += &format!("| pool pages | {} |\n| kept pages | {} |\n| kept tokens | {} |\n", r.pool_pages, r.kept_pages, r.kept_tokens);
-    md += &format!("| overlap with previous round | {} |\n", r.overlap_with_previous.map_or("-".to_string(), |o| format!("{:.1}%", o * 100.0)));
+    md += &format!(
+        "| seed pages | {} |\n| trained on (math / other) | {} / {} |\n",
+        r.seed_pages, r.trained_pos, r.trained_neg
+    );
+    md += &format!(
+        "| pool pages | {} |\n| kept pages | {} |\n| kept tokens | {} |\n",
+        r.pool_pages, r.kept_pages, r.kept_tokens
+    );
+    md += &format!(
+        "| overlap with previous round | {} |\n",
+        r.overlap_with_previous.map_or("-".to_string(), |o| format!("{:.1}%", o * 100.0))
+    );
     md += &format!("| math domains | {} |\n| pages added to seed | {} |\n\n## Top domains\n\n| domain | kept | fraction |\n|---|---:|---:|\n", r.math_domains, r.added_to_seed);
     for (d, k, f) in &r.top_domains {
         md += &format!("| {d} | {k} | {:.1}% |\n", f * 100.0);
@@ -440,7 +498,13 @@ fn write_round_report(dir: &Path, r: &RoundReport, bins: &[usize; 20]) -> Result
     md += "\n## Score histogram\n\n```\n";
     let max = bins.iter().copied().max().unwrap_or(1).max(1);
     for (b, n) in bins.iter().enumerate() {
-        md += &format!("{:.2}-{:.2} {:>8} {}\n", b as f64 / 20.0, (b + 1) as f64 / 20.0, n, "#".repeat(n * 50 / max));
+        md += &format!(
+            "{:.2}-{:.2} {:>8} {}\n",
+            b as f64 / 20.0,
+            (b + 1) as f64 / 20.0,
+            n,
+            "#".repeat(n * 50 / max)
+        );
     }
     md += "```\n";
     mathforge_io::atomic::write_atomic(dir.join("report.md"), md.as_bytes())?;
@@ -454,7 +518,10 @@ mod tests {
     #[test]
     fn urls_and_text() {
         assert_eq!(domain_of("https://www.MathOverflow.net/questions/1"), "mathoverflow.net");
-        assert_eq!(path_prefix("https://math.stackexchange.com/questions/12/x"), "math.stackexchange.com/questions/");
+        assert_eq!(
+            path_prefix("https://math.stackexchange.com/questions/12/x"),
+            "math.stackexchange.com/questions/"
+        );
         assert_eq!(classifier_text("解方程\nx=1"), " 解  方  程  x=1");
     }
 
@@ -481,7 +548,13 @@ mod tests {
         let mut pool: Vec<Document> = (0..60).map(|i| math_doc(100 + i, "mathsite.test")).collect();
         pool.extend((0..240).map(other_doc));
         // Pages under an approved path that look like shopping pages: only the approval adds them.
-        pool.extend((0..5).map(|i| Document::new(format!("a{i}"), Some(format!("https://mathsite.test/wiki/{i}")), "shoes free shipping order buyers".to_string())));
+        pool.extend((0..5).map(|i| {
+            Document::new(
+                format!("a{i}"),
+                Some(format!("https://mathsite.test/wiki/{i}")),
+                "shoes free shipping order buyers".to_string(),
+            )
+        }));
         let write = |name: &str, docs: &[Document]| {
             let p = dir.path().join(name);
             let mut w = DocumentWriter::create(&p).unwrap();
@@ -512,7 +585,9 @@ mod tests {
         assert_eq!(reports.len(), 2);
         let r1 = &reports[0];
         assert_eq!(r1.kept_pages, 61);
-        let kept: Vec<Document> = read_documents(dir.path().join("mine/round-1/kept.jsonl.gz")).map(|d| d.unwrap()).collect();
+        let kept: Vec<Document> = read_documents(dir.path().join("mine/round-1/kept.jsonl.gz"))
+            .map(|d| d.unwrap())
+            .collect();
         let math_kept = kept.iter().filter(|d| d.id.starts_with('m')).count();
         assert!(math_kept >= 55, "only {math_kept} math pages among the kept");
         let scores: Vec<f64> = kept.iter().map(|d| d.metadata["score"].as_f64().unwrap()).collect();
@@ -525,6 +600,8 @@ mod tests {
         assert!(paths.contains("mathsite.test/questions/\t60\t"), "{paths}");
         assert!(reports[1].overlap_with_previous.unwrap() > 0.8);
         assert!(mathforge_fasttext::Model::load(dir.path().join("mine/round-2/model.bin")).is_ok());
-        assert!(std::fs::read_to_string(dir.path().join("mine/round-2/report.md")).unwrap().contains("Score histogram"));
+        assert!(std::fs::read_to_string(dir.path().join("mine/round-2/report.md"))
+            .unwrap()
+            .contains("Score histogram"));
     }
 }

@@ -82,7 +82,10 @@ impl StageStats {
     /// A markdown table of the counters.
     pub fn to_markdown(&self) -> String {
         let mut s = format!("# Stage `{}`\n\n| metric | value |\n|---|---:|\n", self.stage);
-        s += &format!("| documents in | {} |\n| documents out | {} |\n", self.docs_in, self.docs_out);
+        s += &format!(
+            "| documents in | {} |\n| documents out | {} |\n",
+            self.docs_in, self.docs_out
+        );
         s += &format!("| bytes in | {} |\n| bytes out | {} |\n", self.bytes_in, self.bytes_out);
         s += &format!("| seconds | {:.2} |\n", self.seconds);
         if self.seconds > 0.0 {
@@ -106,9 +109,13 @@ impl StageStats {
 
     /// Write `<dir>/<stem>.json` and `<dir>/<stem>.md` atomically (`stem` is usually `summary`).
     pub fn write(&self, dir: &Path, stem: &str) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Msg(format!("summary: {e}")))?;
+        let json =
+            serde_json::to_vec_pretty(self).map_err(|e| Error::Msg(format!("summary: {e}")))?;
         mathforge_io::atomic::write_atomic(dir.join(format!("{stem}.json")), &json)?;
-        mathforge_io::atomic::write_atomic(dir.join(format!("{stem}.md")), self.to_markdown().as_bytes())?;
+        mathforge_io::atomic::write_atomic(
+            dir.join(format!("{stem}.md")),
+            self.to_markdown().as_bytes(),
+        )?;
         Ok(())
     }
 

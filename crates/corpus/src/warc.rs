@@ -82,7 +82,8 @@ impl WarcRecord {
     }
     /// `WARC-Target-URI`, without the angle brackets some writers add.
     pub fn target_uri(&self) -> Option<&str> {
-        self.header("WARC-Target-URI").map(|u| u.trim().trim_start_matches('<').trim_end_matches('>'))
+        self.header("WARC-Target-URI")
+            .map(|u| u.trim().trim_start_matches('<').trim_end_matches('>'))
     }
     /// `WARC-Record-ID`, e.g. `<urn:uuid:...>`.
     pub fn record_id(&self) -> Option<&str> {
@@ -141,8 +142,19 @@ impl WarcReader {
     }
 
     /// Read from any buffered stream (already decompressed); `path` is used in messages.
-    pub fn from_reader(path: impl AsRef<Path>, inner: Box<dyn BufRead + Send>, opts: WarcOptions) -> Self {
-        WarcReader { path: path.as_ref().to_path_buf(), inner, opts, offset: 0, pending: None, done: false }
+    pub fn from_reader(
+        path: impl AsRef<Path>,
+        inner: Box<dyn BufRead + Send>,
+        opts: WarcOptions,
+    ) -> Self {
+        WarcReader {
+            path: path.as_ref().to_path_buf(),
+            inner,
+            opts,
+            offset: 0,
+            pending: None,
+            done: false,
+        }
     }
 
     /// The file being read.
@@ -165,11 +177,19 @@ impl WarcReader {
 
     fn truncated(&mut self, offset: u64, what: String) -> Option<WarcItem> {
         self.done = true;
-        Some(Err(Skipped { reason: SkipReason::Truncated, offset, message: format!("{}: {what}", self.path.display()) }))
+        Some(Err(Skipped {
+            reason: SkipReason::Truncated,
+            offset,
+            message: format!("{}: {what}", self.path.display()),
+        }))
     }
 
     fn malformed(&self, offset: u64, what: String) -> Option<WarcItem> {
-        Some(Err(Skipped { reason: SkipReason::MalformedHeader, offset, message: format!("{}: offset {offset}: {what}", self.path.display()) }))
+        Some(Err(Skipped {
+            reason: SkipReason::MalformedHeader,
+            offset,
+            message: format!("{}: offset {offset}: {what}", self.path.display()),
+        }))
     }
 
     /// Skip lines until the next `WARC/` version line (kept in `pending`) or EOF.
@@ -217,7 +237,10 @@ impl WarcReader {
                         if let Err(e) = self.resync() {
                             return self.truncated(start, format!("read error: {e}"));
                         }
-                        return self.malformed(start, format!("expected a `WARC/` version line, found {shown:?}"));
+                        return self.malformed(
+                            start,
+                            format!("expected a `WARC/` version line, found {shown:?}"),
+                        );
                     }
                     break String::from_utf8_lossy(trim_eol(&l)).into_owned();
                 }
@@ -229,7 +252,9 @@ impl WarcReader {
         loop {
             let l = match self.read_line() {
                 Err(e) => return self.truncated(start, format!("read error in headers: {e}")),
-                Ok(Line::Eof) => return self.truncated(start, "file ends inside WARC headers".into()),
+                Ok(Line::Eof) => {
+                    return self.truncated(start, "file ends inside WARC headers".into())
+                }
                 Ok(Line::Line(l)) => l,
             };
             let t = trim_eol(&l);
@@ -254,7 +279,12 @@ impl WarcReader {
                     headers.push((name, value));
                 }
                 _ => {
-                    bad_line.get_or_insert_with(|| format!("header line without `:`: {:?}", String::from_utf8_lossy(&t[..t.len().min(40)])));
+                    bad_line.get_or_insert_with(|| {
+                        format!(
+                            "header line without `:`: {:?}",
+                            String::from_utf8_lossy(&t[..t.len().min(40)])
+                        )
+                    });
                 }
             }
         }
@@ -275,7 +305,10 @@ impl WarcReader {
                 Ok(n) => {
                     self.offset += n;
                     if n < length {
-                        return self.truncated(start, format!("file ends inside a record block ({n} of {length} bytes)"));
+                        return self.truncated(
+                            start,
+                            format!("file ends inside a record block ({n} of {length} bytes)"),
+                        );
                     }
                 }
                 Err(e) => return self.truncated(start, format!("read error in block: {e}")),
@@ -286,7 +319,11 @@ impl WarcReader {
             return Some(Err(Skipped {
                 reason: SkipReason::Oversized,
                 offset: start,
-                message: format!("{}: offset {start}: record of {length} bytes exceeds the {} byte limit", self.path.display(), self.opts.max_record_bytes),
+                message: format!(
+                    "{}: offset {start}: record of {length} bytes exceeds the {} byte limit",
+                    self.path.display(),
+                    self.opts.max_record_bytes
+                ),
             }));
         }
         let mut block = Vec::with_capacity(length as usize);
@@ -294,7 +331,10 @@ impl WarcReader {
             Ok(n) => {
                 self.offset += n as u64;
                 if (n as u64) < length {
-                    return self.truncated(start, format!("file ends inside a record block ({n} of {length} bytes)"));
+                    return self.truncated(
+                        start,
+                        format!("file ends inside a record block ({n} of {length} bytes)"),
+                    );
                 }
             }
             Err(e) => return self.truncated(start, format!("read error in block: {e}")),
@@ -363,7 +403,10 @@ pub fn parse_http_response(block: &[u8]) -> std::result::Result<HttpResponse<'_>
             if !proto.starts_with("HTTP/") {
                 return Err(format!("not an HTTP status line: {:?}", &s[..s.len().min(40)]));
             }
-            let code = parts.next().and_then(|c| c.parse::<u16>().ok()).ok_or_else(|| format!("bad HTTP status line: {:?}", &s[..s.len().min(40)]))?;
+            let code = parts
+                .next()
+                .and_then(|c| c.parse::<u16>().ok())
+                .ok_or_else(|| format!("bad HTTP status line: {:?}", &s[..s.len().min(40)]))?;
             status = Some(code);
             continue;
         }
@@ -383,8 +426,15 @@ pub fn parse_http_response(block: &[u8]) -> std::result::Result<HttpResponse<'_>
 /// Whether a file name looks like a WARC/WET/WAT file.
 pub fn is_warc_path(path: &Path) -> bool {
     let n = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
-    let base = n.strip_suffix(".gz").or_else(|| n.strip_suffix(".zst")).or_else(|| n.strip_suffix(".zstd")).unwrap_or(&n);
-    base.ends_with(".warc") || base.ends_with(".wet") || base.ends_with(".wat") || base.ends_with(".arc")
+    let base = n
+        .strip_suffix(".gz")
+        .or_else(|| n.strip_suffix(".zst"))
+        .or_else(|| n.strip_suffix(".zstd"))
+        .unwrap_or(&n);
+    base.ends_with(".warc")
+        || base.ends_with(".wet")
+        || base.ends_with(".wat")
+        || base.ends_with(".arc")
 }
 
 /// Read every record of a file into memory (tests and small files); skips are returned too.
@@ -408,7 +458,11 @@ mod tests {
 
     fn reader(s: &str, max: u64) -> WarcReader {
         let bytes = s.as_bytes().to_vec();
-        WarcReader::from_reader("mem.warc", Box::new(std::io::Cursor::new(bytes)), WarcOptions { max_record_bytes: max })
+        WarcReader::from_reader(
+            "mem.warc",
+            Box::new(std::io::Cursor::new(bytes)),
+            WarcOptions { max_record_bytes: max },
+        )
     }
 
     #[test]
@@ -427,7 +481,10 @@ mod tests {
                 Err(s) => s.reason.as_str().to_string(),
             })
             .collect();
-        assert_eq!(kinds, ["response", "malformed_warc_header", "oversized", "malformed_warc_header", "response"]);
+        assert_eq!(
+            kinds,
+            ["response", "malformed_warc_header", "oversized", "malformed_warc_header", "response"]
+        );
         let first = items[0].as_ref().unwrap();
         let http = parse_http_response(&first.block).unwrap();
         assert_eq!(http.status, 200);

@@ -8,7 +8,7 @@
 use crate::document::Document;
 use crate::error::Result;
 use crate::extract::{extract_record, ExtractConfig, Outcome};
-use crate::warc::{Skipped, SkipReason, WarcOptions, WarcReader};
+use crate::warc::{SkipReason, Skipped, WarcOptions, WarcReader};
 use std::path::Path;
 
 /// One item of a WET file: a document, or a skipped record with its reason.
@@ -16,7 +16,10 @@ pub type WetItem = std::result::Result<Document, Skipped>;
 
 /// Iterate over the `conversion` records of a `.wet` / `.wet.gz` / `.warc.wet.gz` file as documents
 /// (other record types such as `warcinfo` are passed over silently).
-pub fn read_wet(path: impl AsRef<Path>, opts: WarcOptions) -> Result<impl Iterator<Item = WetItem>> {
+pub fn read_wet(
+    path: impl AsRef<Path>,
+    opts: WarcOptions,
+) -> Result<impl Iterator<Item = WetItem>> {
     let cfg = ExtractConfig { max_bytes: opts.max_record_bytes, ..ExtractConfig::default() };
     Ok(WarcReader::open(path, opts)?.filter_map(move |item| match item {
         Err(s) => Some(Err(s)),
@@ -29,7 +32,10 @@ pub fn read_wet(path: impl AsRef<Path>, opts: WarcOptions) -> Result<impl Iterat
                 Outcome::Reject("oversized") => Some(Err(Skipped {
                     reason: SkipReason::Oversized,
                     offset: rec.offset,
-                    message: format!("conversion record of {} bytes over the limit", rec.block.len()),
+                    message: format!(
+                        "conversion record of {} bytes over the limit",
+                        rec.block.len()
+                    ),
                 })),
                 // Empty conversion records carry no text: nothing to return.
                 Outcome::Reject(_) => None,

@@ -34,16 +34,34 @@ fn has_none(text: &str, what: &[&str]) {
 #[test]
 fn mathjax_page() {
     let t = extract_file(&fixture("extract_mathjax.html"));
-    has_all(&t, &[
-        "The quadratic formula",
-        "For $a \\neq 0$, the roots of $ax^2+bx+c=0$ are",
-        "\n$$x = \\frac{-b \\pm \\sqrt{b^2-4ac}}{2a}$$\n",
-        "\\(\\Delta = b^2 - 4ac\\)",
-        "$$\\Delta \\ge 0$$",
-        "def roots(a, b, c):\n    d = (b * b - 4 * a * c) ** 0.5\n",
-        "See also Vieta's formulas for the sum of the roots.",
-    ]);
-    has_none(&t, &["rendered junk", "a≠0", "cookies", "Accept all", "Home", "Log in", "Completing the square", "Share on", "All rights reserved", "Privacy Policy", "algebra\n"]);
+    has_all(
+        &t,
+        &[
+            "The quadratic formula",
+            "For $a \\neq 0$, the roots of $ax^2+bx+c=0$ are",
+            "\n$$x = \\frac{-b \\pm \\sqrt{b^2-4ac}}{2a}$$\n",
+            "\\(\\Delta = b^2 - 4ac\\)",
+            "$$\\Delta \\ge 0$$",
+            "def roots(a, b, c):\n    d = (b * b - 4 * a * c) ** 0.5\n",
+            "See also Vieta's formulas for the sum of the roots.",
+        ],
+    );
+    has_none(
+        &t,
+        &[
+            "rendered junk",
+            "a≠0",
+            "cookies",
+            "Accept all",
+            "Home",
+            "Log in",
+            "Completing the square",
+            "Share on",
+            "All rights reserved",
+            "Privacy Policy",
+            "algebra\n",
+        ],
+    );
 }
 
 #[test]
@@ -58,34 +76,53 @@ fn katex_page() {
 #[test]
 fn mathml_page() {
     let t = extract_file(&fixture("extract_mathml.html"));
-    has_all(&t, &[
-        "With annotation: $\\sigma^{2}$.",
-        "With alttext only: $\\operatorname{Var}(X)$.",
-        "$$x=\\frac{-b\\pm \\sqrt{b^2-4ac}}{2a}$$",
-        "Wikipedia style: $\\mu =\\operatorname {E} [X]$ is the mean.",
-    ]);
-    assert_eq!(t.matches("\\operatorname {E}").count(), 1, "Wikipedia fallback image duplicated:\n{t}");
+    has_all(
+        &t,
+        &[
+            "With annotation: $\\sigma^{2}$.",
+            "With alttext only: $\\operatorname{Var}(X)$.",
+            "$$x=\\frac{-b\\pm \\sqrt{b^2-4ac}}{2a}$$",
+            "Wikipedia style: $\\mu =\\operatorname {E} [X]$ is the mean.",
+        ],
+    );
+    assert_eq!(
+        t.matches("\\operatorname {E}").count(),
+        1,
+        "Wikipedia fallback image duplicated:\n{t}"
+    );
 }
 
 #[test]
 fn images_asciimath_bbcode_page() {
     let t = extract_file(&fixture("extract_img_ascii.html"));
-    has_all(&t, &[
-        "Codecogs: $\\int_0^1 x^2\\,dx$ equals one third.",
-        "WordPress: $a^2+b^2=c^2$ is Pythagoras.",
-        "mimeTeX: $\\Re(z)>0$ on the right half plane.",
-        "A photo that is not math: stays out.",
-        "`x=(-b +- sqrt(b^2 - 4ac))/(2a)`",
-        "`sum_(i=1)^n i^3`",
-        "Forum BBCode: $e^x$ and $$\\int e^x dx = e^x + C$$.",
-    ]);
+    has_all(
+        &t,
+        &[
+            "Codecogs: $\\int_0^1 x^2\\,dx$ equals one third.",
+            "WordPress: $a^2+b^2=c^2$ is Pythagoras.",
+            "mimeTeX: $\\Re(z)>0$ on the right half plane.",
+            "A photo that is not math: stays out.",
+            "`x=(-b +- sqrt(b^2 - 4ac))/(2a)`",
+            "`sum_(i=1)^n i^3`",
+            "Forum BBCode: $e^x$ and $$\\int e^x dx = e^x + C$$.",
+        ],
+    );
     has_none(&t, &["A cat"]);
 }
 
 #[test]
 fn chinese_page() {
     let t = extract_file(&fixture("extract_zh.html"));
-    has_all(&t, &["一元二次方程的解法", "例题：解方程 $x^2-5x+6=0$。", "\\((x-2)(x-3)=0\\)", "$\\Delta=b^2-4ac$", "判别式"]);
+    has_all(
+        &t,
+        &[
+            "一元二次方程的解法",
+            "例题：解方程 $x^2-5x+6=0$。",
+            "\\((x-2)(x-3)=0\\)",
+            "$\\Delta=b^2-4ac$",
+            "判别式",
+        ],
+    );
     has_none(&t, &["首页", "登录", "版权所有"]);
 }
 
@@ -99,7 +136,12 @@ fn stage_over_html_files_and_jsonl() {
     )
     .unwrap();
     let inputs = vec![fixture("extract_katex.html"), fixture("extract_zh.html"), jsonl];
-    let job = ExtractJob { inputs, output: dir.path().join("out/docs.jsonl.zst"), shard: Shard::default(), config: ExtractConfig::default() };
+    let job = ExtractJob {
+        inputs,
+        output: dir.path().join("out/docs.jsonl.zst"),
+        shard: Shard::default(),
+        config: ExtractConfig::default(),
+    };
     let report = run(&job, &mut |_| {}).unwrap();
     let docs: Vec<_> = read_documents(&report.output).map(|d| d.unwrap()).collect();
     let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
@@ -133,7 +175,10 @@ fn real(test: &str, file: &str) -> Option<String> {
 #[test]
 fn real_math_pages_keep_their_latex() {
     let cases: &[(&str, &[&str])] = &[
-        ("math_img_3.html", &["$f(z)=\\exp(z)-1$", "$\\alpha(f(x) ) = \\alpha(x)+1$", "$\\Re(z)<0$"]),
+        (
+            "math_img_3.html",
+            &["$f(z)=\\exp(z)-1$", "$\\alpha(f(x) ) = \\alpha(x)+1$", "$\\Re(z)<0$"],
+        ),
         ("math_mathhelpforum_2.html", &["$\\lim_{n\\rightarrow\\infty}{x^n} =0$"]),
         ("math_mathjax_asciimath_1.html", &["`x=(-b +- sqrt(b^2 - 4ac))/(2a)`", "`1/2 bh`"]),
         ("math_mathjax_latex_2.html", &["\\begin{equation}"]),

@@ -1,6 +1,8 @@
 //! Document IO: JSONL(.gz/.zst) and Parquet round trips, schema inference with late metadata keys,
 //! bad lines skipped in place, and real Dolma CC JSONL converted to Parquet and back.
-use mathforge_corpus::formats::{read_documents, DocumentReader, DocumentWriter, EXTRA_COLUMN, PARQUET_ROW_GROUP};
+use mathforge_corpus::formats::{
+    read_documents, DocumentReader, DocumentWriter, EXTRA_COLUMN, PARQUET_ROW_GROUP,
+};
 use mathforge_corpus::Document;
 use serde_json::json;
 use std::io::Write;
@@ -8,11 +10,15 @@ use std::io::Write;
 fn sample(n: usize) -> Vec<Document> {
     (0..n)
         .map(|i| {
-            let mut d = Document::new(format!("doc-{i}"), (i % 3 != 0).then(|| format!("https://ex.test/{i}")), format!("text {i} with $x^{i}$ 数学"))
-                .with_meta("score", 0.5 + i as f64)
-                .with_meta("round", i as i64)
-                .with_meta("is_math", i % 2 == 0)
-                .with_meta("domain", "ex.test");
+            let mut d = Document::new(
+                format!("doc-{i}"),
+                (i % 3 != 0).then(|| format!("https://ex.test/{i}")),
+                format!("text {i} with $x^{i}$ 数学"),
+            )
+            .with_meta("score", 0.5 + i as f64)
+            .with_meta("round", i as i64)
+            .with_meta("is_math", i % 2 == 0)
+            .with_meta("domain", "ex.test");
             if i % 5 == 0 {
                 d = d.with_meta("nested", json!({"a": [1, 2], "b": "c"}));
             }
@@ -94,7 +100,10 @@ fn unknown_and_missing_files_are_clear_errors() {
 
 #[test]
 fn real_dolma_cc_jsonl_to_parquet_and_back() {
-    let Some(src) = mathforge_io::shared::shared_data_file("real_dolma_cc_jsonl_to_parquet_and_back", "web/commoncrawl/dolma_cc_en_head-0091.jsonl.gz") else {
+    let Some(src) = mathforge_io::shared::shared_data_file(
+        "real_dolma_cc_jsonl_to_parquet_and_back",
+        "web/commoncrawl/dolma_cc_en_head-0091.jsonl.gz",
+    ) else {
         return;
     };
     let docs: Vec<Document> = read_documents(&src).map(|d| d.unwrap()).collect();

@@ -23,7 +23,8 @@ fn record(kind: &str, uri: &str, id: &str, content_type: &str, block: &[u8]) -> 
 }
 
 fn http(status: &str, ct: &str, body: &[u8]) -> Vec<u8> {
-    let mut b = format!("HTTP/1.1 {status}\r\nContent-Type: {ct}\r\nServer: test\r\n\r\n").into_bytes();
+    let mut b =
+        format!("HTTP/1.1 {status}\r\nContent-Type: {ct}\r\nServer: test\r\n\r\n").into_bytes();
     b.extend_from_slice(body);
     b
 }
@@ -79,7 +80,8 @@ fn cfg() -> ExtractConfig {
 fn reader_yields_records_and_reasons() {
     let dir = tempfile::tempdir().unwrap();
     let p = write_test_warc(dir.path());
-    let items: Vec<_> = WarcReader::open(&p, WarcOptions { max_record_bytes: 4096 }).unwrap().collect();
+    let items: Vec<_> =
+        WarcReader::open(&p, WarcOptions { max_record_bytes: 4096 }).unwrap().collect();
     let summary: Vec<String> = items
         .iter()
         .map(|i| match i {
@@ -90,8 +92,18 @@ fn reader_yields_records_and_reasons() {
     assert_eq!(
         summary,
         [
-            "warcinfo", "request", "response", "response", "response", "response", "skip:oversized",
-            "skip:malformed_warc_header", "response", "resource", "response", "skip:truncated"
+            "warcinfo",
+            "request",
+            "response",
+            "response",
+            "response",
+            "response",
+            "skip:oversized",
+            "skip:malformed_warc_header",
+            "response",
+            "resource",
+            "response",
+            "skip:truncated"
         ]
     );
     let r = items[2].as_ref().unwrap();
@@ -119,7 +131,12 @@ fn stage_extracts_good_records_and_counts_bad_ones() {
     let input = write_test_warc(dir.path());
     for name in ["out.jsonl.gz", "out.parquet"] {
         let out_dir = dir.path().join(name.replace('.', "_"));
-        let job = ExtractJob { inputs: vec![input.clone()], output: out_dir.join(name), shard: Shard::default(), config: cfg() };
+        let job = ExtractJob {
+            inputs: vec![input.clone()],
+            output: out_dir.join(name),
+            shard: Shard::default(),
+            config: cfg(),
+        };
         let mut calls = 0;
         let report = run(&job, &mut |_| calls += 1).unwrap();
         assert!(calls >= 1);
@@ -127,7 +144,14 @@ fn stage_extracts_good_records_and_counts_bad_ones() {
         check_stage_output(&report.output, &docs);
         let s = &report.stats;
         assert_eq!((s.docs_in, s.docs_out), (10, 4), "{s:?}");
-        for (reason, n) in [("not_html", 1), ("http_status", 1), ("oversized", 1), ("malformed_warc_header", 1), ("bad_http", 1), ("truncated", 1)] {
+        for (reason, n) in [
+            ("not_html", 1),
+            ("http_status", 1),
+            ("oversized", 1),
+            ("malformed_warc_header", 1),
+            ("bad_http", 1),
+            ("truncated", 1),
+        ] {
             assert_eq!(s.rejects.get(reason).copied(), Some(n), "{reason}: {s:?}");
         }
         assert_eq!(s.notes["warc_request"], 1);
@@ -151,7 +175,12 @@ fn zstd_warc_and_record_sharding() {
     std::fs::write(&p, zstd::encode_all(&plain[..], 3).unwrap()).unwrap();
     let mut all: Vec<Document> = Vec::new();
     for i in 0..2 {
-        let job = ExtractJob { inputs: vec![p.clone()], output: dir.path().join("o/out.jsonl"), shard: Shard::new(i, 2).unwrap(), config: cfg() };
+        let job = ExtractJob {
+            inputs: vec![p.clone()],
+            output: dir.path().join("o/out.jsonl"),
+            shard: Shard::new(i, 2).unwrap(),
+            config: cfg(),
+        };
         let report = run(&job, &mut |_| {}).unwrap();
         assert_eq!(report.output, shard_output(&job.output, job.shard));
         assert!(report.output.to_string_lossy().ends_with(&format!("out-0000{i}-of-00002.jsonl")));
@@ -164,32 +193,51 @@ fn zstd_warc_and_record_sharding() {
 
 #[test]
 fn real_common_crawl_warc_excerpt() {
-    let Some(p) = mathforge_io::shared::shared_data_file("real_common_crawl_warc_excerpt", "web/commoncrawl/cc-main-2020-34_excerpt_resiliparse.warc.gz") else {
+    let Some(p) = mathforge_io::shared::shared_data_file(
+        "real_common_crawl_warc_excerpt",
+        "web/commoncrawl/cc-main-2020-34_excerpt_resiliparse.warc.gz",
+    ) else {
         return;
     };
     let items: Vec<_> = WarcReader::open(&p, WarcOptions::default()).unwrap().collect();
     assert_eq!(items.len(), 50);
-    let count = |t: &str| items.iter().filter(|i| i.as_ref().is_ok_and(|r| r.warc_type() == t)).count();
-    assert_eq!((count("warcinfo"), count("request"), count("response"), count("metadata")), (1, 17, 16, 16));
+    let count =
+        |t: &str| items.iter().filter(|i| i.as_ref().is_ok_and(|r| r.warc_type() == t)).count();
+    assert_eq!(
+        (count("warcinfo"), count("request"), count("response"), count("metadata")),
+        (1, 17, 16, 16)
+    );
     let dir = tempfile::tempdir().unwrap();
-    let job = ExtractJob { inputs: vec![p], output: dir.path().join("cc.parquet"), shard: Shard::default(), config: ExtractConfig::default() };
+    let job = ExtractJob {
+        inputs: vec![p],
+        output: dir.path().join("cc.parquet"),
+        shard: Shard::default(),
+        config: ExtractConfig::default(),
+    };
     let report = run(&job, &mut |_| {}).unwrap();
     let s = &report.stats;
     assert_eq!(s.docs_in, 16, "{s:?}");
     assert!(s.docs_out >= 10, "{s:?}");
     let docs: Vec<Document> = read_documents(&report.output).map(|d| d.unwrap()).collect();
     // Mostly Chinese pages: decoded text must contain CJK, not mojibake.
-    let cjk = docs.iter().filter(|d| d.text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))).count();
+    let cjk = docs
+        .iter()
+        .filter(|d| d.text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)))
+        .count();
     assert!(cjk >= 5, "only {cjk} documents with CJK text");
     assert!(docs.iter().all(|d| !d.text.contains("<script") && !d.text.contains("</div>")));
 }
 
 #[test]
 fn real_wet_files() {
-    let Some(p) = mathforge_io::shared::shared_data_file("real_wet_files", "web/commoncrawl/whirlwind_cc-main-2024-22.warc.wet.gz") else {
+    let Some(p) = mathforge_io::shared::shared_data_file(
+        "real_wet_files",
+        "web/commoncrawl/whirlwind_cc-main-2024-22.warc.wet.gz",
+    ) else {
         return;
     };
-    let docs: Vec<Document> = read_wet(&p, WarcOptions::default()).unwrap().map(|d| d.unwrap()).collect();
+    let docs: Vec<Document> =
+        read_wet(&p, WarcOptions::default()).unwrap().map(|d| d.unwrap()).collect();
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0].url.as_deref(), Some("https://an.wikipedia.org/wiki/Escopete"));
     assert_eq!(docs[0].metadata["language"], "spa");

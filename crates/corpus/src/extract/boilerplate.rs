@@ -16,8 +16,9 @@ use regex::Regex;
 use std::sync::OnceLock;
 
 /// Tags whose whole subtree is chrome, not content.
-pub const CHROME_TAGS: &[&str] =
-    &["nav", "footer", "aside", "button", "select", "option", "textarea", "input", "dialog", "menu"];
+pub const CHROME_TAGS: &[&str] = &[
+    "nav", "footer", "aside", "button", "select", "option", "textarea", "input", "dialog", "menu",
+];
 
 fn class_regex() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
@@ -31,11 +32,23 @@ fn class_regex() -> &'static Regex {
 }
 
 /// Whether an element is boilerplate by its tag or its `class`/`id`/`role` names.
-pub fn is_boilerplate_element(tag: &str, class: Option<&str>, id: Option<&str>, role: Option<&str>) -> bool {
+pub fn is_boilerplate_element(
+    tag: &str,
+    class: Option<&str>,
+    id: Option<&str>,
+    role: Option<&str>,
+) -> bool {
     if CHROME_TAGS.contains(&tag) {
         return true;
     }
-    if matches!(role, Some("navigation") | Some("banner") | Some("contentinfo") | Some("complementary") | Some("search")) {
+    if matches!(
+        role,
+        Some("navigation")
+            | Some("banner")
+            | Some("contentinfo")
+            | Some("complementary")
+            | Some("search")
+    ) {
         return true;
     }
     // Containers that commonly carry these names but hold the whole page.
@@ -43,7 +56,8 @@ pub fn is_boilerplate_element(tag: &str, class: Option<&str>, id: Option<&str>, 
         return false;
     }
     let re = class_regex();
-    class.is_some_and(|c| re.is_match(&c.to_ascii_lowercase())) || id.is_some_and(|i| re.is_match(&i.to_ascii_lowercase()))
+    class.is_some_and(|c| re.is_match(&c.to_ascii_lowercase()))
+        || id.is_some_and(|i| re.is_match(&i.to_ascii_lowercase()))
 }
 
 fn phrase_regex() -> &'static Regex {
@@ -110,7 +124,8 @@ pub fn classify(l: &Line) -> Option<LineDrop> {
         return Some(LineDrop::Punctuation);
     }
     // Words: whitespace-separated, but count CJK characters individually (no spaces there).
-    let words = l.text.split_whitespace().count().max(l.text.chars().filter(|c| is_cjk(*c)).count() / 2);
+    let words =
+        l.text.split_whitespace().count().max(l.text.chars().filter(|c| is_cjk(*c)).count() / 2);
     if words <= 15 && l.link_chars * 2 >= chars {
         return Some(LineDrop::LinkDense);
     }

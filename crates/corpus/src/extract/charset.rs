@@ -28,14 +28,17 @@ pub struct Decoded {
 pub fn charset_param(content_type: &str) -> Option<&str> {
     content_type.split(';').skip(1).find_map(|p| {
         let (k, v) = p.split_once('=')?;
-        k.trim().eq_ignore_ascii_case("charset").then(|| v.trim().trim_matches(|c| c == '"' || c == '\''))
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches(|c| c == '"' || c == '\''))
     })
 }
 
 fn meta_charset(head: &[u8]) -> Option<&'static Encoding> {
     static RE: OnceLock<Regex> = OnceLock::new();
     let re = RE.get_or_init(|| {
-        Regex::new(r#"(?i)<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)"#).expect("valid regex")
+        Regex::new(r#"(?i)<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)"#)
+            .expect("valid regex")
     });
     let caps = re.captures(head)?;
     Encoding::for_label(caps.get(1)?.as_bytes())
@@ -52,7 +55,11 @@ pub fn decode_html(bytes: &[u8], content_type: Option<&str>) -> Decoded {
         .or_else(|| meta_charset(&bytes[..bytes.len().min(4096)]));
     if let Some(enc) = declared {
         // A page cannot really be UTF-16 once it has no BOM and came through an ASCII prescan.
-        let enc = if enc == encoding_rs::UTF_16LE || enc == encoding_rs::UTF_16BE { encoding_rs::UTF_8 } else { enc };
+        let enc = if enc == encoding_rs::UTF_16LE || enc == encoding_rs::UTF_16BE {
+            encoding_rs::UTF_8
+        } else {
+            enc
+        };
         let d = decode_with(enc, bytes);
         if d.lossy && enc != encoding_rs::UTF_8 {
             if let Ok(s) = std::str::from_utf8(bytes) {

@@ -77,7 +77,11 @@ fn join_lines(lines: &[Line]) -> String {
             blank_pending = !out.is_empty();
             continue;
         }
-        let text = if l.code { l.text.trim_end().to_string() } else { bbcode_math_to_tex(l.text.trim()).into_owned() };
+        let text = if l.code {
+            l.text.trim_end().to_string()
+        } else {
+            bbcode_math_to_tex(l.text.trim()).into_owned()
+        };
         if text.is_empty() {
             continue;
         }
@@ -126,13 +130,64 @@ struct Writer {
 }
 
 const BLOCK_TAGS: &[&str] = &[
-    "address", "article", "blockquote", "body", "center", "dd", "details", "div", "dl", "dt",
-    "fieldset", "figcaption", "figure", "form", "h1", "h2", "h3", "h4", "h5", "h6", "hgroup",
-    "html", "li", "main", "ol", "p", "section", "summary", "table", "tbody", "thead", "tfoot",
-    "tr", "ul", "caption", "header", "legend",
+    "address",
+    "article",
+    "blockquote",
+    "body",
+    "center",
+    "dd",
+    "details",
+    "div",
+    "dl",
+    "dt",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hgroup",
+    "html",
+    "li",
+    "main",
+    "ol",
+    "p",
+    "section",
+    "summary",
+    "table",
+    "tbody",
+    "thead",
+    "tfoot",
+    "tr",
+    "ul",
+    "caption",
+    "header",
+    "legend",
 ];
-const PARA_TAGS: &[&str] = &["p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "table", "ul", "ol", "pre", "section", "article"];
-const SKIP_TAGS: &[&str] = &["head", "style", "noscript", "template", "iframe", "object", "embed", "canvas", "svg", "audio", "video", "map", "link", "meta", "title"];
+const PARA_TAGS: &[&str] = &[
+    "p",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "table",
+    "ul",
+    "ol",
+    "pre",
+    "section",
+    "article",
+];
+const SKIP_TAGS: &[&str] = &[
+    "head", "style", "noscript", "template", "iframe", "object", "embed", "canvas", "svg", "audio",
+    "video", "map", "link", "meta", "title",
+];
 
 fn has_class(class: Option<&str>, name: &str) -> bool {
     class.is_some_and(|c| c.split_whitespace().any(|t| t == name))
@@ -148,7 +203,8 @@ fn contains_math(n: NodeRef<'_, Node>) -> bool {
         Node::Element(e) => {
             let name = e.name();
             name.eq_ignore_ascii_case("math")
-                || (name.eq_ignore_ascii_case("script") && e.attr("type").is_some_and(|t| t.to_ascii_lowercase().starts_with("math/")))
+                || (name.eq_ignore_ascii_case("script")
+                    && e.attr("type").is_some_and(|t| t.to_ascii_lowercase().starts_with("math/")))
                 || has_class(e.attr("class"), "katex")
                 || has_class(e.attr("class"), "math-container")
         }
@@ -265,7 +321,14 @@ impl Writer {
         }
     }
 
-    fn element(&mut self, n: NodeRef<'_, Node>, tag: &str, class: Option<&str>, e: &scraper::node::Element, mut ctx: Ctx) {
+    fn element(
+        &mut self,
+        n: NodeRef<'_, Node>,
+        tag: &str,
+        class: Option<&str>,
+        e: &scraper::node::Element,
+        mut ctx: Ctx,
+    ) {
         // Math first: these rules win over every skip rule.
         match tag {
             "script" => {
@@ -281,15 +344,22 @@ impl Writer {
                     }
                 } else if ty.starts_with("math/mml") {
                     let frag = Html::parse_fragment(&text_of(n));
-                    if let Some(m) = frag.tree.root().descendants().find(|d| d.value().as_element().is_some_and(|x| x.name().eq_ignore_ascii_case("math"))) {
-                        let display = m.value().as_element().and_then(|x| x.attr("display")) == Some("block");
+                    if let Some(m) = frag.tree.root().descendants().find(|d| {
+                        d.value()
+                            .as_element()
+                            .is_some_and(|x| x.name().eq_ignore_ascii_case("math"))
+                    }) {
+                        let display =
+                            m.value().as_element().and_then(|x| x.attr("display")) == Some("block");
                         self.push_math(&mathml_to_tex(m), display || ctx.display, ctx);
                     }
                 }
                 return;
             }
             "math" => {
-                let display = e.attr("display") == Some("block") || e.attr("mode") == Some("display") || ctx.display;
+                let display = e.attr("display") == Some("block")
+                    || e.attr("mode") == Some("display")
+                    || ctx.display;
                 self.push_math(&mathml_to_tex(n), display, ctx);
                 return;
             }
@@ -302,7 +372,9 @@ impl Writer {
                 return;
             }
             "mjx-container" => {
-                if let Some(m) = n.descendants().find(|d| d.value().as_element().is_some_and(|x| x.name().eq_ignore_ascii_case("math"))) {
+                if let Some(m) = n.descendants().find(|d| {
+                    d.value().as_element().is_some_and(|x| x.name().eq_ignore_ascii_case("math"))
+                }) {
                     let display = e.attr("display") == Some("true") || ctx.display;
                     self.push_math(&mathml_to_tex(m), display, ctx);
                 }
@@ -311,13 +383,24 @@ impl Writer {
             _ => {}
         }
         if has_class(class, "katex") || has_class(class, "katex-mathml") {
-            let display = ctx.display || n.ancestors().any(|a| a.value().as_element().is_some_and(|x| has_class(x.attr("class"), "katex-display")));
+            let display = ctx.display
+                || n.ancestors().any(|a| {
+                    a.value()
+                        .as_element()
+                        .is_some_and(|x| has_class(x.attr("class"), "katex-display"))
+                });
             let annotation = n.descendants().find(|d| {
-                d.value().as_element().is_some_and(|x| x.name().eq_ignore_ascii_case("annotation") && x.attr("encoding").is_some_and(|enc| enc.eq_ignore_ascii_case("application/x-tex")))
+                d.value().as_element().is_some_and(|x| {
+                    x.name().eq_ignore_ascii_case("annotation")
+                        && x.attr("encoding")
+                            .is_some_and(|enc| enc.eq_ignore_ascii_case("application/x-tex"))
+                })
             });
             if let Some(a) = annotation {
                 self.push_math(&clean_tex(&text_of(a)), display, ctx);
-            } else if let Some(m) = n.descendants().find(|d| d.value().as_element().is_some_and(|x| x.name().eq_ignore_ascii_case("math"))) {
+            } else if let Some(m) = n.descendants().find(|d| {
+                d.value().as_element().is_some_and(|x| x.name().eq_ignore_ascii_case("math"))
+            }) {
                 self.push_math(&mathml_to_tex(m), display, ctx);
             }
             return;
@@ -329,21 +412,35 @@ impl Writer {
             // Rendered MathJax output (v2); the source script is a sibling. An assistive MathML
             // copy is used only when no script is present.
             let sibling_script = n.next_siblings().take(3).any(|s| {
-                s.value().as_element().is_some_and(|x| x.name().eq_ignore_ascii_case("script") && x.attr("type").is_some_and(|t| t.starts_with("math/")))
+                s.value().as_element().is_some_and(|x| {
+                    x.name().eq_ignore_ascii_case("script")
+                        && x.attr("type").is_some_and(|t| t.starts_with("math/"))
+                })
             });
             if !sibling_script {
-                if let Some(m) = n.descendants().find(|d| d.value().as_element().is_some_and(|x| x.name().eq_ignore_ascii_case("math"))) {
-                    self.push_math(&mathml_to_tex(m), class_contains(class, "Display") || ctx.display, ctx);
+                if let Some(m) = n.descendants().find(|d| {
+                    d.value().as_element().is_some_and(|x| x.name().eq_ignore_ascii_case("math"))
+                }) {
+                    self.push_math(
+                        &mathml_to_tex(m),
+                        class_contains(class, "Display") || ctx.display,
+                        ctx,
+                    );
                 }
             }
             return;
         }
         if has_class(class, "mwe-math-element") {
             // Wikipedia: hidden MathML with TeX annotation plus a fallback <img> with the same TeX.
-            if let Some(m) = n.descendants().find(|d| d.value().as_element().is_some_and(|x| x.name().eq_ignore_ascii_case("math"))) {
-                let display = m.value().as_element().and_then(|x| x.attr("display")) == Some("block");
+            if let Some(m) = n.descendants().find(|d| {
+                d.value().as_element().is_some_and(|x| x.name().eq_ignore_ascii_case("math"))
+            }) {
+                let display =
+                    m.value().as_element().and_then(|x| x.attr("display")) == Some("block");
                 self.push_math(&mathml_to_tex(m), display, ctx);
-            } else if let Some(img) = n.descendants().find_map(|d| d.value().as_element().filter(|x| x.name().eq_ignore_ascii_case("img"))) {
+            } else if let Some(img) = n.descendants().find_map(|d| {
+                d.value().as_element().filter(|x| x.name().eq_ignore_ascii_case("img"))
+            }) {
                 if let Some(alt) = img.attr("alt") {
                     self.push_math(&clean_tex(alt), false, ctx);
                 }
@@ -361,7 +458,11 @@ impl Writer {
                     s.contains("display:none") || s.contains("visibility:hidden")
                 });
             let header_chrome = tag == "header" && !ctx.in_article;
-            if (hidden || header_chrome || is_boilerplate_element(tag, class, e.attr("id"), e.attr("role"))) && !contains_math(n) {
+            if (hidden
+                || header_chrome
+                || is_boilerplate_element(tag, class, e.attr("id"), e.attr("role")))
+                && !contains_math(n)
+            {
                 return;
             }
         }
@@ -424,16 +525,20 @@ mod tests {
 
     #[test]
     fn mathjax_scripts_and_rendered_output() {
-        let t = ex(r#"<p>Let <span class="MathJax">x 2</span><script type="math/tex">x^2</script> be
-            given.</p><div class="MathJax_Display">junk</div><script type="math/tex; mode=display">\int_0^1 f</script>"#);
+        let t = ex(
+            r#"<p>Let <span class="MathJax">x 2</span><script type="math/tex">x^2</script> be
+            given.</p><div class="MathJax_Display">junk</div><script type="math/tex; mode=display">\int_0^1 f</script>"#,
+        );
         assert_eq!(t, "Let $x^2$ be given.\n\n$$\\int_0^1 f$$");
     }
 
     #[test]
     fn katex_keeps_annotation_only() {
-        let t = ex(r#"<p>So <span class="katex"><span class="katex-mathml"><math><semantics><mrow><mi>a</mi></mrow>
+        let t = ex(
+            r#"<p>So <span class="katex"><span class="katex-mathml"><math><semantics><mrow><mi>a</mi></mrow>
             <annotation encoding="application/x-tex">a+b</annotation></semantics></math></span>
-            <span class="katex-html" aria-hidden="true">a+b rendered</span></span> holds.</p>"#);
+            <span class="katex-html" aria-hidden="true">a+b rendered</span></span> holds.</p>"#,
+        );
         assert_eq!(t, "So $a+b$ holds.");
     }
 

@@ -15,7 +15,8 @@ use scraper::Node;
 use std::sync::OnceLock;
 
 /// Encodings of `<annotation>` that hold TeX.
-const TEX_ENCODINGS: [&str; 5] = ["application/x-tex", "tex", "text/x-tex", "application/x-latex", "latex"];
+const TEX_ENCODINGS: [&str; 5] =
+    ["application/x-tex", "tex", "text/x-tex", "application/x-latex", "latex"];
 
 /// Remove a Wikipedia-style `{\displaystyle ...}` / `{\textstyle ...}` wrapper and trim.
 pub fn clean_tex(tex: &str) -> String {
@@ -191,7 +192,12 @@ fn linearize(n: NodeRef<'_, Node>, out: &mut String) {
             let close = el.and_then(|e| e.attr("close")).unwrap_or(")");
             let sep = el.and_then(|e| e.attr("separators")).unwrap_or(",");
             let sep = sep.trim().chars().next().map(|c| c.to_string()).unwrap_or_default();
-            out.push_str(&format!("\\left{}{}\\right{}", fence(open), kids().join(&sep), fence(close)));
+            out.push_str(&format!(
+                "\\left{}{}\\right{}",
+                fence(open),
+                kids().join(&sep),
+                fence(close)
+            ));
         }
         "mtable" => {
             let rows: Vec<String> = n
@@ -223,23 +229,87 @@ pub fn map_symbols(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         let m = match c {
-            'α' => "\\alpha", 'β' => "\\beta", 'γ' => "\\gamma", 'δ' => "\\delta", 'ε' | 'ϵ' => "\\epsilon",
-            'ζ' => "\\zeta", 'η' => "\\eta", 'θ' => "\\theta", 'ι' => "\\iota", 'κ' => "\\kappa",
-            'λ' => "\\lambda", 'μ' => "\\mu", 'ν' => "\\nu", 'ξ' => "\\xi", 'π' => "\\pi", 'ρ' => "\\rho",
-            'σ' => "\\sigma", 'τ' => "\\tau", 'υ' => "\\upsilon", 'φ' | 'ϕ' => "\\phi", 'χ' => "\\chi",
-            'ψ' => "\\psi", 'ω' => "\\omega", 'Γ' => "\\Gamma", 'Δ' => "\\Delta", 'Θ' => "\\Theta",
-            'Λ' => "\\Lambda", 'Ξ' => "\\Xi", 'Π' => "\\Pi", 'Σ' => "\\Sigma", 'Φ' => "\\Phi",
-            'Ψ' => "\\Psi", 'Ω' => "\\Omega", '∑' => "\\sum", '∏' => "\\prod", '∫' => "\\int",
-            '∮' => "\\oint", '∞' => "\\infty", '±' => "\\pm", '∓' => "\\mp", '×' => "\\times",
-            '÷' => "\\div", '⋅' | '·' => "\\cdot", '≤' => "\\leq", '≥' => "\\geq", '≠' => "\\neq",
-            '≈' => "\\approx", '≡' => "\\equiv", '∼' => "\\sim", '→' => "\\to", '←' => "\\leftarrow",
-            '⇒' => "\\Rightarrow", '⇔' => "\\Leftrightarrow", '↦' => "\\mapsto", '∈' => "\\in",
-            '∉' => "\\notin", '⊂' => "\\subset", '⊆' => "\\subseteq", '∪' => "\\cup", '∩' => "\\cap",
-            '∅' => "\\emptyset", '∀' => "\\forall", '∃' => "\\exists", '∂' => "\\partial",
-            '∇' => "\\nabla", '√' => "\\sqrt", '−' => "-", '\u{2061}' | '\u{2062}' | '\u{2063}' => "",
-            'ℝ' => "\\mathbb{R}", 'ℕ' => "\\mathbb{N}", 'ℤ' => "\\mathbb{Z}", 'ℚ' => "\\mathbb{Q}",
-            'ℂ' => "\\mathbb{C}", '…' | '⋯' => "\\cdots", '⟨' => "\\langle", '⟩' => "\\rangle",
-            '∘' => "\\circ", '¬' => "\\neg", '∧' => "\\wedge", '∨' => "\\vee", '′' => "'",
+            'α' => "\\alpha",
+            'β' => "\\beta",
+            'γ' => "\\gamma",
+            'δ' => "\\delta",
+            'ε' | 'ϵ' => "\\epsilon",
+            'ζ' => "\\zeta",
+            'η' => "\\eta",
+            'θ' => "\\theta",
+            'ι' => "\\iota",
+            'κ' => "\\kappa",
+            'λ' => "\\lambda",
+            'μ' => "\\mu",
+            'ν' => "\\nu",
+            'ξ' => "\\xi",
+            'π' => "\\pi",
+            'ρ' => "\\rho",
+            'σ' => "\\sigma",
+            'τ' => "\\tau",
+            'υ' => "\\upsilon",
+            'φ' | 'ϕ' => "\\phi",
+            'χ' => "\\chi",
+            'ψ' => "\\psi",
+            'ω' => "\\omega",
+            'Γ' => "\\Gamma",
+            'Δ' => "\\Delta",
+            'Θ' => "\\Theta",
+            'Λ' => "\\Lambda",
+            'Ξ' => "\\Xi",
+            'Π' => "\\Pi",
+            'Σ' => "\\Sigma",
+            'Φ' => "\\Phi",
+            'Ψ' => "\\Psi",
+            'Ω' => "\\Omega",
+            '∑' => "\\sum",
+            '∏' => "\\prod",
+            '∫' => "\\int",
+            '∮' => "\\oint",
+            '∞' => "\\infty",
+            '±' => "\\pm",
+            '∓' => "\\mp",
+            '×' => "\\times",
+            '÷' => "\\div",
+            '⋅' | '·' => "\\cdot",
+            '≤' => "\\leq",
+            '≥' => "\\geq",
+            '≠' => "\\neq",
+            '≈' => "\\approx",
+            '≡' => "\\equiv",
+            '∼' => "\\sim",
+            '→' => "\\to",
+            '←' => "\\leftarrow",
+            '⇒' => "\\Rightarrow",
+            '⇔' => "\\Leftrightarrow",
+            '↦' => "\\mapsto",
+            '∈' => "\\in",
+            '∉' => "\\notin",
+            '⊂' => "\\subset",
+            '⊆' => "\\subseteq",
+            '∪' => "\\cup",
+            '∩' => "\\cap",
+            '∅' => "\\emptyset",
+            '∀' => "\\forall",
+            '∃' => "\\exists",
+            '∂' => "\\partial",
+            '∇' => "\\nabla",
+            '√' => "\\sqrt",
+            '−' => "-",
+            '\u{2061}' | '\u{2062}' | '\u{2063}' => "",
+            'ℝ' => "\\mathbb{R}",
+            'ℕ' => "\\mathbb{N}",
+            'ℤ' => "\\mathbb{Z}",
+            'ℚ' => "\\mathbb{Q}",
+            'ℂ' => "\\mathbb{C}",
+            '…' | '⋯' => "\\cdots",
+            '⟨' => "\\langle",
+            '⟩' => "\\rangle",
+            '∘' => "\\circ",
+            '¬' => "\\neg",
+            '∧' => "\\wedge",
+            '∨' => "\\vee",
+            '′' => "'",
             _ => {
                 out.push(c);
                 continue;
@@ -266,12 +336,23 @@ fn url_decode(s: &str, plus_is_space: bool) -> String {
 pub fn tex_from_img(src: &str, alt: Option<&str>, class: Option<&str>) -> Option<String> {
     let lower = src.to_ascii_lowercase();
     let query = src.split_once('?').map(|(_, q)| q);
-    let from_url: Option<String> = if lower.contains("codecogs.com") || lower.contains("mimetex.cgi") || lower.contains("mathtex.cgi") || lower.contains("/cgi-bin/mimetex") {
+    let from_url: Option<String> = if lower.contains("codecogs.com")
+        || lower.contains("mimetex.cgi")
+        || lower.contains("mathtex.cgi")
+        || lower.contains("/cgi-bin/mimetex")
+    {
         query.map(|q| url_decode(q, false))
     } else if lower.contains("latex.php") || lower.contains("/latex?") {
-        query.and_then(|q| query_param(q, "latex").or_else(|| query_param(q, "tex"))).map(|v| url_decode(v, true))
-    } else if lower.contains("chart.apis.google.com/chart") || lower.contains("chart.googleapis.com/chart") {
-        query.filter(|q| query_param(q, "cht") == Some("tx")).and_then(|q| query_param(q, "chl")).map(|v| url_decode(v, true))
+        query
+            .and_then(|q| query_param(q, "latex").or_else(|| query_param(q, "tex")))
+            .map(|v| url_decode(v, true))
+    } else if lower.contains("chart.apis.google.com/chart")
+        || lower.contains("chart.googleapis.com/chart")
+    {
+        query
+            .filter(|q| query_param(q, "cht") == Some("tx"))
+            .and_then(|q| query_param(q, "chl"))
+            .map(|v| url_decode(v, true))
     } else {
         None
     };
@@ -308,14 +389,17 @@ fn strip_renderer_options(tex: &str) -> String {
 /// Whether a string looks like TeX rather than prose (a command, or sub/superscript syntax).
 pub fn looks_like_tex(s: &str) -> bool {
     static RE: OnceLock<Regex> = OnceLock::new();
-    let re = RE.get_or_init(|| Regex::new(r"\\[A-Za-z]+|[\^_]\{?[A-Za-z0-9]|[=<>+\-*/]").expect("valid regex"));
+    let re = RE.get_or_init(|| {
+        Regex::new(r"\\[A-Za-z]+|[\^_]\{?[A-Za-z0-9]|[=<>+\-*/]").expect("valid regex")
+    });
     re.is_match(s)
 }
 
 fn fragment_regex() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
-        Regex::new(r"(?s)\$\$.+?\$\$|\$[^$\n]+?\$|\\\(.+?\\\)|\\\[.+?\\\]|\\begin\{[a-zA-Z*]+\}").expect("valid regex")
+        Regex::new(r"(?s)\$\$.+?\$\$|\$[^$\n]+?\$|\\\(.+?\\\)|\\\[.+?\\\]|\\begin\{[a-zA-Z*]+\}")
+            .expect("valid regex")
     })
 }
 
@@ -338,7 +422,10 @@ pub fn line_has_math(line: &str) -> bool {
 /// into `$$..$$` / `$..$`, as phpBB/vBulletin math forums (e.g. Physics Forums) write it.
 pub fn bbcode_math_to_tex(s: &str) -> std::borrow::Cow<'_, str> {
     static RE: OnceLock<Regex> = OnceLock::new();
-    let re = RE.get_or_init(|| Regex::new(r"(?is)\[(tex|itex|math|latex)\](.*?)\[/(tex|itex|math|latex)\]").expect("valid regex"));
+    let re = RE.get_or_init(|| {
+        Regex::new(r"(?is)\[(tex|itex|math|latex)\](.*?)\[/(tex|itex|math|latex)\]")
+            .expect("valid regex")
+    });
     if !s.contains('[') {
         return std::borrow::Cow::Borrowed(s);
     }
@@ -361,16 +448,25 @@ mod tests {
     fn wrappers_and_images() {
         assert_eq!(clean_tex("{\\displaystyle \\sigma ^{2}}"), "\\sigma ^{2}");
         assert_eq!(clean_tex("{a}{b}"), "{a}{b}");
-        assert_eq!(tex_from_img("/cgi-bin/mimetex.cgi?f(z)=\\exp(z)-1", None, None).as_deref(), Some("f(z)=\\exp(z)-1"));
         assert_eq!(
-            tex_from_img("https://latex.codecogs.com/gif.latex?\\dpi{120}%20x%5E2", None, None).as_deref(),
+            tex_from_img("/cgi-bin/mimetex.cgi?f(z)=\\exp(z)-1", None, None).as_deref(),
+            Some("f(z)=\\exp(z)-1")
+        );
+        assert_eq!(
+            tex_from_img("https://latex.codecogs.com/gif.latex?\\dpi{120}%20x%5E2", None, None)
+                .as_deref(),
             Some("x^2")
         );
         assert_eq!(
-            tex_from_img("https://s0.wp.com/latex.php?latex=a%2Bb+%3D+c&bg=ffffff", None, None).as_deref(),
+            tex_from_img("https://s0.wp.com/latex.php?latex=a%2Bb+%3D+c&bg=ffffff", None, None)
+                .as_deref(),
             Some("a+b = c")
         );
-        assert_eq!(tex_from_img("http://latex.codecogs.com/png.latex?<br />x", Some("\\lim x^n"), None).as_deref(), Some("\\lim x^n"));
+        assert_eq!(
+            tex_from_img("http://latex.codecogs.com/png.latex?<br />x", Some("\\lim x^n"), None)
+                .as_deref(),
+            Some("\\lim x^n")
+        );
         assert_eq!(tex_from_img("/images/logo.png", Some("Logo"), None), None);
     }
 
@@ -378,7 +474,10 @@ mod tests {
     fn fragments_and_bbcode() {
         assert_eq!(count_tex_fragments("a $x$ b $$y$$ \\(z\\) \\[w\\] \\begin{align} c"), 5);
         assert_eq!(count_tex_fragments("costs $5 and $6"), 1);
-        assert_eq!(bbcode_math_to_tex("so [itex]x^2[/itex] and [tex]\\int f[/tex]"), "so $x^2$ and $$\\int f$$");
+        assert_eq!(
+            bbcode_math_to_tex("so [itex]x^2[/itex] and [tex]\\int f[/tex]"),
+            "so $x^2$ and $$\\int f$$"
+        );
         assert!(line_has_math("we have $x$"));
         assert!(!line_has_math("Home | About"));
     }
@@ -388,7 +487,12 @@ mod tests {
         let html = scraper::Html::parse_fragment(
             "<math><mrow><mi>x</mi><mo>=</mo><mfrac><mrow><mo>−</mo><mi>b</mi><mo>±</mo><msqrt><msup><mi>b</mi><mn>2</mn></msup><mo>−</mo><mn>4</mn><mi>a</mi><mi>c</mi></msqrt></mrow><mrow><mn>2</mn><mi>a</mi></mrow></mfrac></mrow></math>",
         );
-        let math = html.tree.root().descendants().find(|n| local_name(n).as_deref() == Some("math")).unwrap();
+        let math = html
+            .tree
+            .root()
+            .descendants()
+            .find(|n| local_name(n).as_deref() == Some("math"))
+            .unwrap();
         assert_eq!(mathml_to_tex(math), "x=\\frac{-b\\pm \\sqrt{b^2-4ac}}{2a}");
     }
 }

@@ -57,7 +57,8 @@ impl ExtractConfig {
     /// Read a TOML file whose keys are the fields above (unknown keys are an error).
     pub fn from_toml_file(path: &Path) -> Result<Self> {
         let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        toml::from_str(&s).map_err(|e| Error::Config { path: path.to_path_buf(), message: e.to_string() })
+        toml::from_str(&s)
+            .map_err(|e| Error::Config { path: path.to_path_buf(), message: e.to_string() })
     }
 
     fn html_options(&self) -> HtmlOptions {
@@ -120,7 +121,8 @@ pub fn extract_page(
 
 /// Decide and extract one WARC record (WARC or WET file).
 pub fn extract_record(rec: &WarcRecord, cfg: &ExtractConfig) -> (Outcome, RecordNotes) {
-    let id = rec.record_id().unwrap_or("").trim_start_matches('<').trim_end_matches('>').to_string();
+    let id =
+        rec.record_id().unwrap_or("").trim_start_matches('<').trim_end_matches('>').to_string();
     let url = rec.target_uri().map(str::to_string);
     let date = rec.date().map(str::to_string);
     let with_date = |(o, n): (Outcome, RecordNotes)| {
@@ -188,7 +190,10 @@ fn accepts(cfg: &ExtractConfig, media_type: &str, body: &[u8]) -> bool {
         // No header: sniff (WHATWG MIME sniffing, reduced to "starts like HTML").
         let head = String::from_utf8_lossy(&body[..body.len().min(512)]).to_ascii_lowercase();
         let head = head.trim_start();
-        return head.starts_with("<!doctype html") || head.starts_with("<html") || head.starts_with("<head") || head.starts_with("<body");
+        return head.starts_with("<!doctype html")
+            || head.starts_with("<html")
+            || head.starts_with("<head")
+            || head.starts_with("<body");
     }
     cfg.content_types.iter().any(|c| c == media_type)
 }

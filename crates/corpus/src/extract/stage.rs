@@ -101,12 +101,20 @@ pub fn input_kind(path: &Path) -> Result<InputKind> {
     let n = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
     if is_warc_path(path) {
         Ok(InputKind::Warc)
-    } else if n.ends_with(".html") || n.ends_with(".htm") || n.ends_with(".xhtml") || n.ends_with(".html.gz") {
+    } else if n.ends_with(".html")
+        || n.ends_with(".htm")
+        || n.ends_with(".xhtml")
+        || n.ends_with(".html.gz")
+    {
         Ok(InputKind::Html)
     } else if matches!(DocFormat::from_path(path), Ok(DocFormat::Jsonl)) {
         Ok(InputKind::JsonlHtml)
     } else {
-        Err(Error::UnknownFormat { path: path.to_path_buf(), expected: ".warc[.gz|.zst], .wet[.gz], .html, .htm or .jsonl[.gz|.zst] with an `html` field" })
+        Err(Error::UnknownFormat {
+            path: path.to_path_buf(),
+            expected:
+                ".warc[.gz|.zst], .wet[.gz], .html, .htm or .jsonl[.gz|.zst] with an `html` field",
+        })
     }
 }
 
@@ -134,17 +142,22 @@ pub fn run(job: &ExtractJob, progress: &mut dyn FnMut(Progress)) -> Result<Extra
     let output = shard_output(&job.output, job.shard);
     let dir = stage_dir(&output);
     if job.shard.is_done(&dir) && output.exists() {
-        let stats = StageStats::read(&dir.join(format!("{}.json", summary_stem(job.shard)))).unwrap_or_else(|_| StageStats::new("extract"));
+        let stats = StageStats::read(&dir.join(format!("{}.json", summary_stem(job.shard))))
+            .unwrap_or_else(|_| StageStats::new("extract"));
         return Ok(ExtractReport { output, stats, skipped_done: true });
     }
     for p in &job.inputs {
         input_kind(p)?;
         if !p.is_file() {
-            return Err(Error::io(p, std::io::Error::new(std::io::ErrorKind::NotFound, "input file not found")));
+            return Err(Error::io(
+                p,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "input file not found"),
+            ));
         }
     }
     let by_file = job.inputs.len() >= job.shard.shards;
-    let files: Vec<PathBuf> = if by_file { job.shard.select(&job.inputs) } else { job.inputs.clone() };
+    let files: Vec<PathBuf> =
+        if by_file { job.shard.select(&job.inputs) } else { job.inputs.clone() };
     let record_filter = if by_file { None } else { Some(job.shard) };
 
     let mut writer = DocumentWriter::create(&output)?;
@@ -156,7 +169,9 @@ pub fn run(job: &ExtractJob, progress: &mut dyn FnMut(Progress)) -> Result<Extra
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Raw>>(2);
     let reader_files = files.clone();
     let reader_cfg = cfg.clone();
-    let reader = std::thread::spawn(move || read_inputs(&reader_files, &reader_cfg, record_filter, batch_size, &tx));
+    let reader = std::thread::spawn(move || {
+        read_inputs(&reader_files, &reader_cfg, record_filter, batch_size, &tx)
+    });
 
     let mut failure: Option<Error> = None;
     for batch in rx.iter() {
@@ -211,7 +226,8 @@ pub fn run(job: &ExtractJob, progress: &mut dyn FnMut(Progress)) -> Result<Extra
         }
     }
     drop(rx);
-    let read_result = reader.join().map_err(|_| Error::Msg("input reader thread panicked".into()))?;
+    let read_result =
+        reader.join().map_err(|_| Error::Msg("input reader thread panicked".into()))?;
     if let Some(e) = failure {
         return Err(e);
     }
@@ -251,7 +267,8 @@ fn read_inputs(
         match input_kind(path)? {
             InputKind::Warc => {
                 // WARC-level limit a bit above the payload limit: HTTP headers ride in the block.
-                let opts = WarcOptions { max_record_bytes: cfg.max_bytes.saturating_add(64 * 1024) };
+                let opts =
+                    WarcOptions { max_record_bytes: cfg.max_bytes.saturating_add(64 * 1024) };
                 for item in WarcReader::open(path, opts)? {
                     if !keep(&mut counter) {
                         continue;
@@ -273,17 +290,26 @@ fn read_inputs(
                     } else {
                         let mut bytes = Vec::new();
                         let read = mathforge_io::jsonl::open_read(path).and_then(|mut r| {
-                            std::io::Read::read_to_end(&mut r, &mut bytes).map_err(|e| mathforge_io::Error::io(path, e))
+                            std::io::Read::read_to_end(&mut r, &mut bytes)
+                                .map_err(|e| mathforge_io::Error::io(path, e))
                         });
                         batch.push(match read {
-                            Ok(_) => Raw::Page { id: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), url: None, bytes },
+                            Ok(_) => Raw::Page {
+                                id: path
+                                    .file_name()
+                                    .map(|n| n.to_string_lossy().into_owned())
+                                    .unwrap_or_default(),
+                                url: None,
+                                bytes,
+                            },
                             Err(_) => Raw::Skip("truncated"),
                         });
                     }
                 }
             }
             InputKind::JsonlHtml => {
-                let fname = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let fname =
+                    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 for rec in mathforge_io::jsonl::JsonlReader::open(path)? {
                     if !keep(&mut counter) {
                         continue;
@@ -291,11 +317,20 @@ fn read_inputs(
                     let raw = match rec.value {
                         Err(_) => Raw::Skip("bad_json_line"),
                         Ok(v) => {
-                            let html = ["html", "raw_html", "content"].iter().find_map(|k| v.get(*k).and_then(|x| x.as_str()));
+                            let html = ["html", "raw_html", "content"]
+                                .iter()
+                                .find_map(|k| v.get(*k).and_then(|x| x.as_str()));
                             match html {
                                 None => Raw::Skip("missing_html_field"),
                                 Some(h) => Raw::Page {
-                                    id: v.get("id").and_then(|x| x.as_str().map(str::to_string).or_else(|| x.as_i64().map(|n| n.to_string()))).unwrap_or_else(|| format!("{fname}:{}", rec.line)),
+                                    id: v
+                                        .get("id")
+                                        .and_then(|x| {
+                                            x.as_str()
+                                                .map(str::to_string)
+                                                .or_else(|| x.as_i64().map(|n| n.to_string()))
+                                        })
+                                        .unwrap_or_else(|| format!("{fname}:{}", rec.line)),
                                     url: v.get("url").and_then(|x| x.as_str()).map(str::to_string),
                                     bytes: h.as_bytes().to_vec(),
                                 },

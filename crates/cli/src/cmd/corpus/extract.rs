@@ -69,7 +69,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config.remove_boilerplate = false;
     }
     if let Some(t) = args.threads {
-        rayon::ThreadPoolBuilder::new().num_threads(t).build_global().context("setting up worker threads")?;
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .context("setting up worker threads")?;
     }
     let shard = Shard::new(args.shard, args.shards)?;
     let job = ExtractJob { inputs: args.input, output: args.output, shard, config };
@@ -87,7 +90,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     pb.finish_and_clear();
     let s = &report.stats;
     if report.skipped_done {
-        println!("shard {} of {} already complete: {}", shard.index, shard.shards, report.output.display());
+        println!(
+            "shard {} of {} already complete: {}",
+            shard.index,
+            shard.shards,
+            report.output.display()
+        );
         return Ok(());
     }
     let rejects: Vec<String> = s.rejects.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -98,7 +106,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         s.bytes_out as f64 / 1e6,
         s.seconds,
         report.output.display(),
-        if rejects.is_empty() { String::new() } else { format!("; rejected: {}", rejects.join(", ")) }
+        if rejects.is_empty() {
+            String::new()
+        } else {
+            format!("; rejected: {}", rejects.join(", "))
+        }
     );
     Ok(())
 }
