@@ -2,8 +2,8 @@
 //! / pass@k metrics, Python tool execution and reports.
 //!
 //! * [`backend`]: the [`Backend`] trait; implementations: [`responses::ResponsesBackend`]
-//!   (grade a file of responses), [`http::HttpBackend`] (any OpenAI-compatible server)
-//!   and, once `mathforge-model` can generate, a local-checkpoint backend;
+//!   (grade a file of responses), [`http::HttpBackend`] (any OpenAI-compatible server) and
+//!   [`local::LocalBackend`] (a mathforge checkpoint, sampled by `mathforge-model`);
 //! * [`harness`]: [`evaluate`] runs a [`mathforge_tasks::Task`] through a backend and grades
 //!   with the task's grader (the same one GRPO's reward uses);
 //! * [`metrics`]: unbiased pass@k and maj@k over equivalence classes;
@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod harness;
 pub mod http;
+pub mod local;
 pub mod metrics;
 pub mod python;
 pub mod report;
