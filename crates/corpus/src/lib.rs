@@ -10,6 +10,10 @@ pub mod extract;
 pub mod formats;
 pub mod stats;
 pub mod warc;
+pub mod text;
+pub mod urlnorm;
+pub mod dedup;
+pub mod decont;
 pub mod wet;
 
 pub use formats::{read_documents, DocumentReader, DocumentWriter};
