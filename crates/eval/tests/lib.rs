@@ -220,3 +220,36 @@ fn program_of_thought_runs_the_program_and_grades_its_output() {
     assert_eq!(got, vec![(true, Some("5".into())), (false, None), (true, Some("8".into()))]);
     assert!(run.samples[1].reason.contains("SyntaxError"), "{}", run.samples[1].reason);
 }
+
+/// The local backend end to end on a tiny random checkpoint (HF layout + a BPE tokenizer trained
+/// here): every problem gets `n` samples, sampling is reproducible, and grading runs (a random
+/// model's answers are wrong, which is not what is tested).
+#[test]
+fn local_checkpoint_backend_generates_n_samples_reproducibly() {
+    use mathforge_model::candle_core::{DType, Device};
+    use mathforge_model::checkpoint::{init_model, save, SaveOptions};
+    use mathforge_model::tokenizer::{train_bpe, BpeTrainConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let texts = ["What is 2+3? The answer is 5.", "User: Please reason step by step.\n\nAssistant:", "boxed 1 2 3 4 5 6 7 8 9 0"];
+    let tok = train_bpe(texts.iter().cycle().take(30), &BpeTrainConfig { vocab_size: 300, min_frequency: 1, max_token_length: Some(8) }).unwrap();
+    tok.save_dir(dir.path(), Some(256)).unwrap();
+    let cfg_json = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../model/testdata/hf_llama/config.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&cfg_json).unwrap();
+    v["vocab_size"] = serde_json::json!(300);
+    v["max_position_embeddings"] = serde_json::json!(256);
+    v["bos_token_id"] = serde_json::json!(0);
+    v["eos_token_id"] = serde_json::json!(1);
+    let cfg = mathforge_model::Config::from_json_str(&v.to_string()).unwrap();
+    let (model, _vars) = init_model(&cfg, 7, DType::F32, &Device::Cpu).unwrap();
+    save(&model, dir.path(), &SaveOptions::default()).unwrap();
+
+    let backend = mathforge_eval::local::LocalBackend::open(dir.path(), "cpu", 16).unwrap();
+    let ecfg = EvalConfig { n: 2, temperature: 1.0, max_tokens: 6, ..Default::default() };
+    let a = evaluate(&sums(), &backend, &ecfg, &no_progress).unwrap();
+    assert_eq!(a.samples.len(), 6);
+    assert_eq!(a.summary.failed_samples, 0, "{:?}", a.samples);
+    let b = evaluate(&sums(), &backend, &ecfg, &no_progress).unwrap();
+    let texts = |r: &mathforge_eval::EvalRun| r.samples.iter().map(|s| s.response.clone()).collect::<Vec<_>>();
+    assert_eq!(texts(&a), texts(&b));
+    assert!(a.samples.iter().any(|s| !s.response.is_empty()));
+}
