@@ -2,6 +2,7 @@
 mod util;
 
 mod corpus;
+mod corpus_dedup;
 mod eval;
 mod fasttext;
 mod generate;
