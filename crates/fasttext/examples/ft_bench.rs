@@ -56,6 +56,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             let repeat: usize = arg(&a, 4, 1);
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
             let t = Instant::now();
+            let cpu0 = cpu_seconds();
             let mut hits = 0usize;
             for _ in 0..repeat {
                 hits += pool.install(|| {
@@ -69,8 +70,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 });
             }
             let secs = t.elapsed().as_secs_f64();
+            let cpu = cpu_seconds() - cpu0;
             let docs = lines.len() * repeat;
-            println!("{{\"docs\": {docs}, \"seconds\": {secs:.3}, \"docs_per_sec\": {:.0}, \"predicted\": {hits}}}", docs as f64 / secs);
+            println!(
+                "{{\"docs\": {docs}, \"seconds\": {secs:.3}, \"cpu_seconds\": {cpu:.3}, \"docs_per_sec\": {:.0}, \"predicted\": {hits}}}",
+                docs as f64 / secs
+            );
         }
         Some("test") => {
             let model = Model::load(&a[1])?;
@@ -81,4 +86,19 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("usage: ft_bench train|predict|test ...".into()),
     }
     Ok(())
+}
+
+/// User + system CPU seconds of this process (all threads): steadier than wall time on a busy
+/// machine when comparing variants of the same code.
+fn cpu_seconds() -> f64 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: getrusage only writes the struct we pass.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } == 0 {
+            let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+            return tv(u.ru_utime) + tv(u.ru_stime);
+        }
+    }
+    f64::NAN
 }

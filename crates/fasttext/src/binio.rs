@@ -67,7 +67,7 @@ impl<R: Read> BinReader<R> {
 
     /// `n` `float`s.
     pub fn f32s(&mut self, n: usize, field: &str) -> Result<Vec<f32>> {
-        let mut out = vec![0f32; n];
+        let mut out = crate::matrix::zeroed_f32(n);
         // Read in bounded chunks so a lying size field fails on EOF rather than first
         // allocating; the vector above is the only allocation and is sized by the caller.
         let mut bytes = vec![0u8; 1 << 20];

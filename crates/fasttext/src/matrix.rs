@@ -31,7 +31,7 @@ pub struct DenseMatrix {
 impl DenseMatrix {
     /// A zero matrix.
     pub fn zeros(m: usize, n: usize) -> Self {
-        DenseMatrix { m, n, data: vec![0.0; m * n] }
+        DenseMatrix { m, n, data: zeroed_f32(m * n) }
     }
 
     /// Row `i`.
@@ -304,6 +304,32 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         s += x * y;
     }
     s
+}
+
+/// A zeroed vector of `n` floats whose pages the kernel may back with 2 MiB huge pages.
+///
+/// Why: the input matrix of a DeepSeekMath-sized model (2M n-gram buckets x dim 256) is 2 GB
+/// read at random rows; with 4 KiB pages nearly every row is also a TLB miss (a page walk before
+/// the cache miss). Linux's transparent huge pages are often `madvise`-only, so ask for them
+/// before the first touch. A hint only: where it is refused, the vector is an ordinary one.
+pub fn zeroed_f32(n: usize) -> Vec<f32> {
+    let v = vec![0f32; n];
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let bytes = n * std::mem::size_of::<f32>();
+        if bytes >= 2 * HUGE {
+            let start = v.as_ptr() as usize;
+            let aligned = (start + HUGE - 1) & !(HUGE - 1);
+            let len = (start + bytes - aligned) & !(HUGE - 1);
+            if len > 0 {
+                // SAFETY: the range lies inside `v`'s allocation; MADV_HUGEPAGE changes no
+                // contents, only how untouched pages are backed.
+                unsafe { libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
+            }
+        }
+    }
+    v
 }
 
 /// Hint the CPU to fetch `len` floats starting at `p`. Rows of the input matrix are scattered
