@@ -1,0 +1,230 @@
+//! End-to-end tests of the reward-model trainer (ORM, PRM, data from samples files) and PPO with a
+//! critic, on a tiny random Llama (2 layers, width 32) with a BPE tokenizer trained in the test.
+//! Each run is a few steps so the file stays within seconds in release mode.
+use mathforge_model::tokenizer::{train_bpe, BpeTrainConfig};
+use mathforge_train::ppo::PpoConfig;
+use mathforge_train::rm::{RewardScorer, RmConfig, RmKind};
+use mathforge_train::trainer::CommonConfig;
+use std::path::{Path, PathBuf};
+
+/// tokenizer folder + tiny model config.json.
+fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let docs: Vec<String> = (0..60)
+        .map(|i| format!("What is {} + {}? {} + {} = {}\n#### {}", i % 9, i % 7, i % 9, i % 7, i % 9 + i % 7, i % 9 + i % 7))
+        .collect();
+    let tok = train_bpe(docs.iter().map(String::as_str), &BpeTrainConfig { vocab_size: 300, ..Default::default() })
+        .unwrap();
+    let tok_dir = dir.path().join("tok");
+    tok.save_dir(&tok_dir, Some(512)).unwrap();
+    let cfg = serde_json::json!({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 32,
+        "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "vocab_size": tok.vocab_size(), "max_position_embeddings": 256,
+        "rms_norm_eps": 1e-5, "tie_word_embeddings": false, "bos_token_id": 0, "eos_token_id": 1,
+        "pad_token_id": 2, "initializer_range": 0.02
+    });
+    let cfg_path = dir.path().join("config.json");
+    std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    (dir, tok_dir, cfg_path)
+}
+
+fn common(out: &Path, tok: &Path, cfg: &Path, steps: u64) -> CommonConfig {
+    CommonConfig {
+        out: out.display().to_string(),
+        model_config: Some(cfg.display().to_string()),
+        tokenizer: Some(tok.display().to_string()),
+        steps,
+        lr: 3e-3,
+        warmup_steps: 1,
+        batch_size: 8,
+        micro_batch_size: 4,
+        save_every: 2,
+        keep_checkpoints: 0,
+        eval_every: 2,
+        ..Default::default()
+    }
+}
+
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn write_jsonl(path: &Path, rows: &[serde_json::Value]) {
+    let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(path, text).unwrap();
+}
+
+/// ORM data where the label is whether the final answer equals a + b: learnable from the text.
+fn orm_rows(n: usize) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| {
+            let (a, b) = (i % 9, (i / 9) % 7);
+            let right = i % 2 == 0;
+            let ans = if right { a + b } else { a + b + 1 + i % 3 };
+            serde_json::json!({"prompt": format!("What is {a} + {b}?"), "completion": format!("{a} + {b} = {ans}\n#### {ans}"), "label": u8::from(right)})
+        })
+        .collect()
+}
+
+#[test]
+fn orm_trains_evaluates_resumes_and_scores() {
+    let (dir, tok, cfg) = setup();
+    let d = dir.path();
+    let mut rows = orm_rows(40);
+    rows.push(serde_json::json!({"prompt": "x", "completion": "y"})); // no label: skipped
+    write_jsonl(&d.join("orm.jsonl"), &rows);
+    let run_dir = d.join("orm");
+    let mut c = RmConfig {
+        common: common(&run_dir, &tok, &cfg, 4),
+        train_file: Some(d.join("orm.jsonl").display().to_string()),
+        heldout_frac: 0.25,
+        ..Default::default()
+    };
+    let run = mathforge_train::rm::run(&c, None, |_| {}).unwrap();
+    let m = metrics(&run);
+    assert_eq!(m.iter().map(|r| r["step"].as_u64().unwrap()).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    assert_eq!(m[0]["heldout_examples"].as_u64(), Some(10));
+    for k in ["loss", "accuracy", "eval_loss", "eval_accuracy", "eval_auc", "grad_norm"] {
+        assert!(m[4].get(k).is_some(), "metric {k} missing: {}", m[4]);
+    }
+    let auc = m[4]["eval_auc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&auc));
+    let ck = run.join("checkpoints/step-4");
+    let conf = std::fs::read_to_string(ck.join("config.json")).unwrap();
+    assert!(conf.contains("LlamaForSequenceClassification") && conf.contains("\"orm\""), "{conf}");
+    // Resume: the same command with more steps continues from step 4.
+    c.common.steps = 6;
+    let run = mathforge_train::rm::run(&c, None, |_| {}).unwrap();
+    let steps: Vec<u64> = metrics(&run).iter().map(|r| r["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, vec![0, 1, 2, 3, 4, 5, 6]);
+    // The checkpoint scores rollouts as probabilities.
+    let scorer = RewardScorer::load(run.join("checkpoints/step-6"), 2, &candle_core::Device::Cpu).unwrap();
+    let s = scorer.score(&[(&[0u32, 5, 6][..], &[7u32, 1][..]), (&[0u32, 5][..], &[9u32][..])]).unwrap();
+    assert_eq!(s.len(), 2);
+    assert!(s.iter().all(|x| (0.0..=1.0).contains(x)), "{s:?}");
+    // A causal LM folder is not a reward model.
+    let err = RewardScorer::load(d, 2, &candle_core::Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("not a reward model"), "{err}");
+}
+
+#[test]
+fn prm_reads_step_lists_and_newline_steps() {
+    let (dir, tok, cfg) = setup();
+    let d = dir.path();
+    let rows = vec![
+        serde_json::json!({"prompt": "What is 2 + 3?", "steps": ["2 + 3 = 5", "#### 5"], "labels": [1, 1]}),
+        serde_json::json!({"prompt": "What is 2 + 4?", "completion": "2 + 4 = 7\n\n#### 7", "labels": [0, 0]}),
+        serde_json::json!({"prompt": "What is 1 + 4?", "steps": ["1 + 4 = 5", "#### 6"], "labels": [true, false]}),
+        serde_json::json!({"prompt": "What is 1 + 1?", "steps": ["1 + 1 = 2"], "labels": [1, 0]}), // mismatch
+    ];
+    write_jsonl(&d.join("prm.jsonl"), &rows);
+    let t = mathforge_model::tokenizer::Tokenizer::from_dir(&tok).unwrap();
+    let (exs, skipped) =
+        mathforge_train::rm::load_examples(&d.join("prm.jsonl"), &t, RmKind::Prm, 512).unwrap();
+    assert_eq!(exs.len(), 3);
+    assert_eq!(skipped.get("steps_labels_length_mismatch"), Some(&1));
+    // Two steps each; the second step's last token is the sequence's last token.
+    for e in &exs {
+        assert_eq!(e.positions.len(), 2);
+        assert_eq!(*e.positions.last().unwrap(), e.ids.len() - 1);
+        assert!(e.positions[0] < e.positions[1]);
+    }
+    assert_eq!(exs[2].labels, vec![1.0, 0.0]);
+    let c = RmConfig {
+        common: common(&d.join("prm"), &tok, &cfg, 2),
+        kind: RmKind::Prm,
+        train_file: Some(d.join("prm.jsonl").display().to_string()),
+        eval_file: Some(d.join("prm.jsonl").display().to_string()),
+        ..Default::default()
+    };
+    let run = mathforge_train::rm::run(&c, None, |_| {}).unwrap();
+    let m = metrics(&run);
+    assert!(m[2]["eval_auc"].as_f64().is_some(), "{}", m[2]);
+    let conf = std::fs::read_to_string(run.join("checkpoints/step-2/config.json")).unwrap();
+    assert!(conf.contains("\"prm\""));
+}
+
+#[test]
+fn orm_data_from_grpo_and_eval_samples_is_graded_by_the_verifier() {
+    let (dir, tok, _) = setup();
+    let d = dir.path();
+    let spec = "arith:split=train,steps=1,n=6";
+    let task = mathforge_train::grpo::open_task(spec).unwrap();
+    let exs = task.examples();
+    let mut rows = vec![];
+    for (i, e) in exs.iter().enumerate() {
+        // GRPO rollouts: by index; right answers with the strict marker, wrong ones off by one.
+        rows.push(serde_json::json!({"step": 0, "example": i, "text": format!(" so #### {}", e.reference), "reward": 1.0}));
+        rows.push(serde_json::json!({"step": 0, "example": i, "text": format!(" so #### {}9", e.reference), "reward": 0.0}));
+    }
+    // Eval samples: by id.
+    rows.push(serde_json::json!({"id": exs[0].id, "sample": 0, "reference": exs[0].reference, "response": format!("#### {}", exs[0].reference), "correct": true}));
+    rows.push(serde_json::json!({"example": 999, "text": "#### 1"}));
+    write_jsonl(&d.join("samples-0.jsonl"), &rows);
+    let t = mathforge_model::tokenizer::Tokenizer::from_dir(&tok).unwrap();
+    let (out, skipped) =
+        mathforge_train::rm::examples_from_samples(&d.join("samples-0.jsonl"), task.as_ref(), &t, 512).unwrap();
+    assert_eq!(out.len(), 2 * exs.len() + 1);
+    assert_eq!(skipped.get("unknown_example"), Some(&1));
+    let labels: Vec<f32> = out.iter().map(|e| e.labels[0]).collect();
+    assert_eq!(&labels[..4], &[1.0, 0.0, 1.0, 0.0]);
+    assert_eq!(*labels.last().unwrap(), 1.0);
+}
+
+#[test]
+fn ppo_trains_policy_and_critic_with_a_reward_model_and_resumes() {
+    let (dir, tok, cfg) = setup();
+    let d = dir.path();
+    // A reward model to score with (2 quick steps).
+    write_jsonl(&d.join("orm.jsonl"), &orm_rows(16));
+    let rm = RmConfig {
+        common: common(&d.join("rm"), &tok, &cfg, 2),
+        train_file: Some(d.join("orm.jsonl").display().to_string()),
+        ..Default::default()
+    };
+    let rm_run = mathforge_train::rm::run(&rm, None, |_| {}).unwrap();
+    let mut c = PpoConfig {
+        common: CommonConfig { lr: 1e-3, ..common(&d.join("ppo"), &tok, &cfg, 2) },
+        train_data: "arith:split=train,steps=1,n=20".into(),
+        eval_data: Some("arith:split=heldout,steps=1,n=4".into()),
+        eval_questions: 4,
+        questions_per_step: 3,
+        samples_per_question: 2,
+        mu: 2,
+        max_completion_len: 8,
+        reward_model: Some(rm_run.join("checkpoints/step-2").display().to_string()),
+        ..Default::default()
+    };
+    let run = mathforge_train::ppo::run(&c, None, |_| {}).unwrap();
+    let m = metrics(&run);
+    // mu = 2 epochs per stage: each epoch is an optimizer step.
+    assert_eq!(m.iter().map(|r| r["step"].as_u64().unwrap()).collect::<Vec<_>>(), vec![0, 1, 2]);
+    for k in [
+        "loss", "reward_mean", "accuracy", "kl", "clip_frac", "entropy", "value_loss",
+        "explained_variance", "value_clip_frac", "critic_grad_norm", "completion_len_mean",
+        "truncated_frac", "generation_seconds", "train_seconds", "tokens_per_second", "eval_greedy_acc",
+    ] {
+        assert!(m[2].get(k).is_some(), "metric {k} missing: {}", m[2]);
+    }
+    // RM rewards are probabilities, not the verifier's 0/1.
+    let r = m[1]["reward_mean"].as_f64().unwrap();
+    assert!(r > 0.0 && r < 1.0, "reward_mean {r}");
+    // First epoch: ratio exactly 1 (old log-probs from the same forward), so nothing is clipped.
+    assert_eq!(m[1]["clip_frac"].as_f64(), Some(0.0));
+    assert!(m[2]["value_loss"].as_f64().unwrap().is_finite());
+    let critic = run.join("critic/checkpoints/step-2");
+    let conf = std::fs::read_to_string(critic.join("config.json")).unwrap();
+    assert!(conf.contains("\"value\""), "{conf}");
+    assert!(run.join("checkpoints/step-2/model.safetensors").exists());
+    // Resume: two more steps continue from the policy's and the critic's step-2 checkpoints.
+    c.common.steps = 4;
+    let run = mathforge_train::ppo::run(&c, None, |_| {}).unwrap();
+    let steps: Vec<u64> = metrics(&run).iter().map(|r| r["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, vec![0, 1, 2, 3, 4]);
+    assert!(run.join("critic/checkpoints/step-4/meta.json").exists());
+}
