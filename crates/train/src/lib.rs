@@ -8,13 +8,16 @@
 #![deny(missing_docs)]
 pub mod checkpoint;
 pub mod config;
+pub mod dpo;
 pub mod error;
 pub mod grpo;
 pub mod heads;
 pub mod metrics;
 pub mod optim;
+pub mod paradigm;
 pub mod ppo;
 pub mod pretrain;
+pub mod rft;
 pub mod rm;
 pub mod schedule;
 pub mod sft;
