@@ -392,12 +392,12 @@ pub fn run(
             msg: "`samples-per-question` must be >= 2 and `pairs-per-question` >= 1".into(),
         });
     }
-    let tok = load_tokenizer(&cfg.common)?;
     if let Some(f) = &cfg.pairs_file {
         if !Path::new(f).exists() {
             return Err(Error::Data { path: f.into(), line: 0, msg: "file does not exist".into() });
         }
     }
+    let tok = load_tokenizer(&cfg.common)?;
     let eval = cfg.eval_data.as_deref().map(crate::grpo::open_task).transpose()?;
     let seq = 64 + cfg.max_completion_len;
     let mut tr =

@@ -7,4 +7,5 @@ pub mod model;
 pub mod score;
 pub mod tokenizer;
 pub mod train;
+pub mod train_pref;
 pub mod verify;

@@ -36,6 +36,12 @@ Example:
     --train-data arith:split=train,steps=2,n=2000 --eval-data arith:split=heldout,steps=2,n=200 \\
     --group-size 8 --questions-per-step 8 --beta 0.04 --lr 1e-5 --steps 100")]
     Grpo(GrpoArgs),
+    /// RFT (§5.2.1): SFT on the correct samples of the SFT model; `--online`: of the current policy.
+    #[command(after_help = crate::cmd::train_pref::RFT_EXAMPLE)]
+    Rft(crate::cmd::train_pref::RftArgs),
+    /// DPO (§5.2.1): (correct, incorrect) pairs of SFT-model samples, frozen SFT reference.
+    #[command(after_help = crate::cmd::train_pref::DPO_EXAMPLE)]
+    Dpo(crate::cmd::train_pref::DpoArgs),
 }
 
 /// Flags every trainer has (keys of `CommonConfig`).
@@ -334,6 +340,8 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             pb.finish();
             println!("{}", dir.display());
         }
+        Command::Rft(a) => crate::cmd::train_pref::run_rft(a)?,
+        Command::Dpo(a) => crate::cmd::train_pref::run_dpo(a)?,
     }
     Ok(())
 }

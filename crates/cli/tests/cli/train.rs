@@ -45,3 +45,96 @@ fn missing_files_are_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("missing.jsonl") && err.contains("does not exist"), "{err}");
 }
+
+/// `train rft` / `train dpo` (unified paradigm, §5.2): help with examples, and config errors that
+/// name the key or the file.
+#[test]
+fn rft_and_dpo_help_and_bad_input() {
+    for verb in ["rft", "dpo"] {
+        let out = ok(&["train", verb, "--help"]);
+        assert!(out.contains("Example") && out.contains("--config"), "{verb}: {out}");
+    }
+    assert!(ok(&["train", "rft", "--help"]).contains("--online"));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("dpo.toml");
+    std::fs::write(&cfg, "beta = 0.1\nonline = true\n").unwrap();
+    let out = run(&["train", "dpo", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("dpo.toml") && err.contains("unknown key `online`"), "{err}");
+    let out = run(&["train", "dpo", "--init", "nowhere", "--pairs-file", "no-pairs.jsonl"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-pairs.jsonl") && err.contains("does not exist"), "{err}");
+}
+
+/// End to end through the binary: tokenizer + tiny random model, 40 SFT steps on answers that are
+/// right (`#### 2`) or wrong (`#### 3`) half the time, then 2 steps each of DPO (pairs sampled
+/// from the SFT model), offline RFT (from a config file, flags overriding it) and Online RFT.
+#[test]
+fn sft_then_dpo_rft_online_rft_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let questions = ["What is 1 plus 1?", "What is 0 plus 2?", "What is 3 minus 1?", "What is 1 times 2?"];
+    let corpus: String = (0..40)
+        .map(|i| format!("User: {}\n\nAssistant: #### {}\n", questions[i % 4], 2 + i % 2))
+        .collect();
+    std::fs::write(d.join("corpus.txt"), corpus).unwrap();
+    let tok = d.join("tok");
+    ok(&["tokenizer", "train", "--input", &s(&d.join("corpus.txt")), "--vocab-size", "300", "--out", &s(&tok)]);
+    std::fs::write(
+        d.join("config.json"),
+        r#"{"model_type":"llama","hidden_size":32,"intermediate_size":64,"num_hidden_layers":2,
+        "num_attention_heads":4,"num_key_value_heads":2,"vocab_size":300,"max_position_embeddings":64,
+        "initializer_range":0.02,"bos_token_id":0,"eos_token_id":1}"#,
+    )
+    .unwrap();
+    let model = d.join("model");
+    ok(&["model", "init", "--config", &s(&d.join("config.json")), "--out", &s(&model), "--tokenizer", &s(&tok.join("tokenizer.json"))]);
+    let (mut task, mut sft) = (String::new(), String::new());
+    for q in questions {
+        task.push_str(&format!("{}\n", serde_json::json!({"question": q, "answer": "#### 2"})));
+        sft.push_str(&format!("{}\n", serde_json::json!({"question": q, "answer": "#### 2"})));
+        sft.push_str(&format!("{}\n", serde_json::json!({"question": q, "answer": "#### 3"})));
+    }
+    std::fs::write(d.join("task.jsonl"), task).unwrap();
+    std::fs::write(d.join("sft.jsonl"), sft).unwrap();
+    let sft_run = d.join("sft");
+    ok(&[
+        "train", "sft", "--init", &s(&model), "--out", &s(&sft_run), "--train-file", &s(&d.join("sft.jsonl")),
+        "--steps", "40", "--lr", "0.01", "--schedule", "constant", "--warmup-steps", "0", "--batch-size", "8",
+        "--micro-batch-size", "8", "--max-len", "48", "--save-every", "40",
+    ]);
+    let sft_ck = s(&sft_run.join("checkpoints/step-40"));
+    let task = s(&d.join("task.jsonl"));
+    let lines = |p: &std::path::Path| std::fs::read_to_string(p).unwrap().lines().count();
+    let common = ["--steps", "2", "--batch-size", "4", "--micro-batch-size", "2", "--temperature", "1.5", "--max-completion-len", "6", "--eval-questions", "4"];
+
+    let dpo = d.join("dpo");
+    let mut args = vec!["train", "dpo", "--init", &sft_ck, "--out", dpo.to_str().unwrap(), "--train-data", &task, "--eval-data", &task, "--samples-per-question", "8", "--lr", "0.003"];
+    args.extend(common);
+    let out = ok(&args);
+    assert!(out.trim().ends_with("dpo"), "prints the run folder: {out}");
+    assert_eq!(lines(&dpo.join("metrics.jsonl")), 3, "step 0 (data, eval) + 2 steps");
+    assert!(lines(&dpo.join("dpo-pairs.jsonl")) >= 1);
+    assert!(dpo.join("checkpoints/step-2/model.safetensors").exists());
+
+    let rft_cfg = d.join("rft.toml");
+    std::fs::write(&rft_cfg, format!("train-data = {task:?}\nsamples-per-question = 8\nlr = 0.5\nsteps = 7\n")).unwrap();
+    let rft = d.join("rft");
+    let mut args = vec!["train", "rft", "--config", rft_cfg.to_str().unwrap(), "--init", &sft_ck, "--out", rft.to_str().unwrap(), "--lr", "0.003", "--eval-data", &task];
+    args.extend(common);
+    ok(&args);
+    let resolved = std::fs::read_to_string(rft.join("config.toml")).unwrap();
+    assert!(resolved.contains("lr = 0.003") && resolved.contains("steps = 2"), "flags override the file: {resolved}");
+    assert!(resolved.contains("online = false") && resolved.contains("samples-per-question = 8"));
+    assert!(lines(&rft.join("rft-data.jsonl")) >= 1);
+
+    let online = d.join("online");
+    let mut args = vec!["train", "rft", "--online", "--init", &sft_ck, "--out", online.to_str().unwrap(), "--train-data", &task, "--eval-data", &task, "--samples-per-question", "4", "--questions-per-step", "2", "--lr", "0.003"];
+    args.extend(common);
+    ok(&args);
+    assert!(std::fs::read_to_string(online.join("config.toml")).unwrap().contains("online = true"));
+    assert_eq!(lines(&online.join("samples-0.jsonl")), 16, "2 steps x 2 questions x 4 samples");
+}
