@@ -95,7 +95,8 @@ impl HeadModel {
             Llama::new(&backbone_config(&config), VarBuilder::from_varmap(&varmap, dtype, device))
                 .map_err(msg)?;
         let head = {
-            let data = varmap.data().lock().map_err(|_| Error::Msg("VarMap lock poisoned".into()))?;
+            let data =
+                varmap.data().lock().map_err(|_| Error::Msg("VarMap lock poisoned".into()))?;
             data.get(HEAD_WEIGHT)
                 .ok_or_else(|| Error::Msg(format!("`{HEAD_WEIGHT}` missing from the variables")))?
                 .as_tensor()
@@ -136,14 +137,18 @@ impl HeadModel {
                 wanted.push((HEAD_WEIGHT.to_string(), vec![1, config.hidden_size]));
             }
             for (name, shape) in wanted {
-                let info = infos.iter().find(|i| i.name == name).ok_or_else(|| Error::Checkpoint {
-                    path: dir.to_path_buf(),
-                    msg: format!("tensor `{name}` (shape {shape:?}) is missing"),
-                })?;
+                let info =
+                    infos.iter().find(|i| i.name == name).ok_or_else(|| Error::Checkpoint {
+                        path: dir.to_path_buf(),
+                        msg: format!("tensor `{name}` (shape {shape:?}) is missing"),
+                    })?;
                 if info.shape != shape {
                     return Err(Error::Checkpoint {
                         path: info.file.clone(),
-                        msg: format!("tensor `{name}` has shape {:?}, expected {shape:?}", info.shape),
+                        msg: format!(
+                            "tensor `{name}` has shape {:?}, expected {shape:?}",
+                            info.shape
+                        ),
                     });
                 }
                 let t = st.load(&name, device)?.to_dtype(dtype)?;
@@ -201,7 +206,12 @@ impl HeadModel {
 }
 
 /// Overwrite `dir/config.json` with the head-model config (sequence-classification class).
-pub fn write_head_config(dir: &Path, cfg: &ModelConfig, kind: HeadKind, dtype: DType) -> Result<()> {
+pub fn write_head_config(
+    dir: &Path,
+    cfg: &ModelConfig,
+    kind: HeadKind,
+    dtype: DType,
+) -> Result<()> {
     let mut v = cfg.to_hf_json(mckpt::dtype_name(dtype));
     let class = match cfg.arch {
         Arch::Llama => "LlamaForSequenceClassification",
@@ -281,7 +291,11 @@ mod tests {
         let d = (v - v2).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert_eq!(d, 0.0, "reloaded head model differs (the seed must not matter)");
         // A folder missing a tensor is an error naming it.
-        std::fs::write(out.join("config.json"), text.replace("\"num_hidden_layers\": 1", "\"num_hidden_layers\": 2")).unwrap();
+        std::fs::write(
+            out.join("config.json"),
+            text.replace("\"num_hidden_layers\": 1", "\"num_hidden_layers\": 2"),
+        )
+        .unwrap();
         let err = HeadModel::load(&out, 0, DType::F32, &Device::Cpu).err().unwrap().to_string();
         assert!(err.contains("model.layers.1"), "{err}");
     }

@@ -185,7 +185,11 @@ pub fn value_loss(
     let dims = values.dims2()?;
     for (name, t) in [("old_values", old_values), ("returns", returns), ("mask", mask)] {
         if t.dims() != [dims.0, dims.1] {
-            return Err(Error::Msg(format!("value_loss: `{name}` has shape {:?}, expected {:?}", t.dims(), dims)));
+            return Err(Error::Msg(format!(
+                "value_loss: `{name}` has shape {:?}, expected {:?}",
+                t.dims(),
+                dims
+            )));
         }
     }
     let un = (values - returns)?.sqr()?;
@@ -194,7 +198,8 @@ pub fn value_loss(
         let old = old_values.detach();
         let vc = (&old + (values - &old)?.clamp(-value_clip, value_clip)?)?;
         let cl = (vc - returns)?.sqr()?;
-        let frac = (cl.gt(&un)?.to_dtype(DType::F32)? * mask)?.sum_all()?.to_scalar::<f32>()? as f64 / n;
+        let frac =
+            (cl.gt(&un)?.to_dtype(DType::F32)? * mask)?.sum_all()?.to_scalar::<f32>()? as f64 / n;
         (un.maximum(&cl)?, frac)
     } else {
         (un, 0.0)
@@ -219,8 +224,10 @@ fn completion_block(full: &Tensor, rows: &[&Rollout], device: &Device) -> Result
 }
 
 fn padded(rows: &[&Rollout], pad: u32, device: &Device) -> Result<(Tensor, Tensor)> {
-    let seqs: Vec<Vec<u32>> =
-        rows.iter().map(|r| [r.prompt_ids.as_slice(), r.completion_ids.as_slice()].concat()).collect();
+    let seqs: Vec<Vec<u32>> = rows
+        .iter()
+        .map(|r| [r.prompt_ids.as_slice(), r.completion_ids.as_slice()].concat())
+        .collect();
     pad_batch(&seqs, pad, device)
 }
 
@@ -247,7 +254,12 @@ pub fn completion_logprobs(
 }
 
 /// Critic values `V(s_t)` `[B, Tc]` (the state before completion token `t`) and the mask.
-pub fn completion_values(critic: &HeadModel, rows: &[&Rollout], pad: u32, device: &Device) -> Result<(Tensor, Tensor)> {
+pub fn completion_values(
+    critic: &HeadModel,
+    rows: &[&Rollout],
+    pad: u32,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
     let (ids, am) = padded(rows, pad, device)?;
     let v = critic.forward(&ids, Some(&am))?;
     completion_block(&v, rows, device)
@@ -299,7 +311,9 @@ pub fn run(
     use rand::Rng;
     let bad = |m: String| Error::Config { file: "<resolved>".into(), msg: m };
     if cfg.mu == 0 || cfg.questions_per_step == 0 || cfg.samples_per_question == 0 {
-        return Err(bad("`mu`, `questions-per-step` and `samples-per-question` must be >= 1".into()));
+        return Err(bad(
+            "`mu`, `questions-per-step` and `samples-per-question` must be >= 1".into()
+        ));
     }
     if !(0.0..=1.0).contains(&cfg.gamma) || !(0.0..=1.0).contains(&cfg.lam) {
         return Err(bad("`gamma` and `lam` must be in [0, 1]".into()));
@@ -313,8 +327,9 @@ pub fn run(
         mathforge_model::tokenizer::Tokenizer::from_file(&tok_path)
     }
     .map_err(|e| Error::Msg(e.to_string()))?;
-    let tok_json = Some(if tok_path.is_dir() { tok_path.join("tokenizer.json") } else { tok_path.clone() })
-        .filter(|p| p.exists());
+    let tok_json =
+        Some(if tok_path.is_dir() { tok_path.join("tokenizer.json") } else { tok_path.clone() })
+            .filter(|p| p.exists());
     let train = grpo::open_task(&cfg.train_data)?;
     if train.examples().is_empty() {
         return Err(bad(format!("`train-data` {} has no problems", cfg.train_data)));
@@ -336,17 +351,29 @@ pub fn run(
     est.master += critic_est.master;
     est.moments += critic_est.moments;
     est.grads += critic_est.grads;
-    let spec: mathforge_model::DeviceSpec = c.device.parse().map_err(|e: mathforge_model::Error| bad(e.to_string()))?;
+    let spec: mathforge_model::DeviceSpec =
+        c.device.parse().map_err(|e: mathforge_model::Error| bad(e.to_string()))?;
     let device = spec.device().map_err(|e| Error::Msg(e.to_string()))?;
     check_memory(&est, c.max_memory_mib, &device)?;
-    let mut tr = Trainer::open("ppo", c, crate::config::to_json(cfg), &crate::config::to_toml(cfg)?, seq, frozen, git_commit.clone())?;
+    let mut tr = Trainer::open(
+        "ppo",
+        c,
+        crate::config::to_json(cfg),
+        &crate::config::to_toml(cfg)?,
+        seq,
+        frozen,
+        git_commit.clone(),
+    )?;
     // Reference = the initial policy, from its source (not the resumed weights).
     let reference = if cfg.beta != 0.0 {
-        Some(match &c.init {
-            Some(dir) => mathforge_model::checkpoint::load(dir, dtype, &device),
-            None => mathforge_model::checkpoint::init_model(&model_cfg, c.seed, dtype, &device).map(|(m, _)| m),
-        }
-        .map_err(|e| Error::Msg(e.to_string()))?)
+        Some(
+            match &c.init {
+                Some(dir) => mathforge_model::checkpoint::load(dir, dtype, &device),
+                None => mathforge_model::checkpoint::init_model(&model_cfg, c.seed, dtype, &device)
+                    .map(|(m, _)| m),
+            }
+            .map_err(|e| Error::Msg(e.to_string()))?,
+        )
     } else {
         None
     };
@@ -359,34 +386,42 @@ pub fn run(
         None => HeadModel::init(&model_cfg, c.seed, dtype, &device)?,
     };
     let mut critic_opt = AdamW::new(critic.named_vars()?, c.adamw())?;
-    let critic_sched = crate::schedule::Schedule { lr: cfg.critic_lr.unwrap_or(c.lr), ..c.schedule() };
+    let critic_sched =
+        crate::schedule::Schedule { lr: cfg.critic_lr.unwrap_or(c.lr), ..c.schedule() };
     let critic_dir = tr.run_dir.join("critic");
     if tr.step() > 0 {
         let dir = checkpoint::step_dir(&critic_dir, tr.step());
         if !dir.join(checkpoint::META_FILE).exists() {
             return Err(Error::Checkpoint {
                 path: dir,
-                msg: format!("the policy resumes at step {} but the critic has no checkpoint of that step", tr.step()),
+                msg: format!(
+                    "the policy resumes at step {} but the critic has no checkpoint of that step",
+                    tr.step()
+                ),
             });
         }
         checkpoint::restore(&dir, &mut critic_opt, &device)?;
     }
-    let save_critic = |opt: &AdamW, rng: &rand_chacha::ChaCha8Rng, m: &Map<String, Value>| -> Result<PathBuf> {
-        let meta = Meta {
-            stage: "ppo-critic".into(),
-            step: opt.steps_taken(),
-            rng: RngState::capture(rng),
-            data: Value::Null,
-            config: crate::config::to_json(cfg),
-            git_commit: git_commit.clone(),
-            metrics: Value::Object(m.clone()),
+    let save_critic =
+        |opt: &AdamW, rng: &rand_chacha::ChaCha8Rng, m: &Map<String, Value>| -> Result<PathBuf> {
+            let meta = Meta {
+                stage: "ppo-critic".into(),
+                step: opt.steps_taken(),
+                rng: RngState::capture(rng),
+                data: Value::Null,
+                config: crate::config::to_json(cfg),
+                git_commit: git_commit.clone(),
+                metrics: Value::Object(m.clone()),
+            };
+            let d = checkpoint::save(&critic_dir, &[], opt, &meta, |d| {
+                critic.save(d, HeadKind::Value, dtype, tok_json.as_deref())
+            })?;
+            checkpoint::prune(&critic_dir, c.keep_checkpoints)?;
+            Ok(d)
         };
-        let d = checkpoint::save(&critic_dir, &[], opt, &meta, |d| critic.save(d, HeadKind::Value, dtype, tok_json.as_deref()))?;
-        checkpoint::prune(&critic_dir, c.keep_checkpoints)?;
-        Ok(d)
-    };
-    let mut samples =
-        mathforge_io::jsonl::JsonlWriter::create(tr.run_dir.join(format!("samples-{}.jsonl", tr.step())))?;
+    let mut samples = mathforge_io::jsonl::JsonlWriter::create(
+        tr.run_dir.join(format!("samples-{}.jsonl", tr.step())),
+    )?;
     let (pad, chunk, mb) = (tok.pad_id(), tr.cfg.logprob_chunk, tr.cfg.micro_batch_size);
     let loss_cfg = LossConfig {
         epsilon: cfg.epsilon,
@@ -397,7 +432,13 @@ pub fn run(
     };
     let eval_now = |tr: &Trainer| -> Result<Option<f64>> {
         match &eval {
-            Some(t) => Ok(Some(grpo::greedy_accuracy(&tr.model, &tok, t.as_ref(), cfg.eval_questions, cfg.max_completion_len)?)),
+            Some(t) => Ok(Some(grpo::greedy_accuracy(
+                &tr.model,
+                &tok,
+                t.as_ref(),
+                cfg.eval_questions,
+                cfg.max_completion_len,
+            )?)),
             None => Ok(None),
         }
     };
@@ -413,10 +454,13 @@ pub fn run(
         let stage_start = std::time::Instant::now();
         // --- exploration from pi_old.
         let n_ex = train.examples().len();
-        let qs: Vec<usize> = (0..cfg.questions_per_step).map(|_| tr.rng.gen_range(0..n_ex)).collect();
+        let qs: Vec<usize> =
+            (0..cfg.questions_per_step).map(|_| tr.rng.gen_range(0..n_ex)).collect();
         let prompts = qs
             .iter()
-            .map(|&i| tok.encode(&mathforge_model::chat::prompt(&train.examples()[i].question), true))
+            .map(|&i| {
+                tok.encode(&mathforge_model::chat::prompt(&train.examples()[i].question), true)
+            })
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::Msg(e.to_string()))?;
         let params = mathforge_model::sampling::SamplingParams {
@@ -427,9 +471,11 @@ pub fn run(
             seed: tr.rng.gen(),
             ..Default::default()
         };
-        let opts = mathforge_model::generate::GenerateOptions { max_batch: 256, ..Default::default() };
-        let (groups, gstats) = mathforge_model::generate::generate(&tr.model, &tok, &prompts, &params, &opts, |_| {})
-            .map_err(|e| Error::Msg(e.to_string()))?;
+        let opts =
+            mathforge_model::generate::GenerateOptions { max_batch: 256, ..Default::default() };
+        let (groups, gstats) =
+            mathforge_model::generate::generate(&tr.model, &tok, &prompts, &params, &opts, |_| {})
+                .map_err(|e| Error::Msg(e.to_string()))?;
         let gen_s = stage_start.elapsed().as_secs_f64();
         // --- scores: verifier (always, for accuracy) and the reward model when given.
         let t_reward = std::time::Instant::now();
@@ -443,14 +489,17 @@ pub fn run(
                     completion_ids: comp.token_ids.clone(),
                     text: comp.text.clone(),
                     reward: train.reward(ex, &comp.text) as f64,
-                    truncated: comp.finish_reason == mathforge_model::sampling::FinishReason::Length,
+                    truncated: comp.finish_reason
+                        == mathforge_model::sampling::FinishReason::Length,
                 });
             }
         }
         let correct: Vec<f64> = rollouts.iter().map(|r| r.reward).collect();
         if let Some(s) = &scorer {
-            let pairs: Vec<(&[u32], &[u32])> =
-                rollouts.iter().map(|r| (r.prompt_ids.as_slice(), r.completion_ids.as_slice())).collect();
+            let pairs: Vec<(&[u32], &[u32])> = rollouts
+                .iter()
+                .map(|r| (r.prompt_ids.as_slice(), r.completion_ids.as_slice()))
+                .collect();
             let xs = s.score(&pairs)?;
             for (r, x) in rollouts.iter_mut().zip(xs) {
                 r.reward = x;
@@ -465,34 +514,54 @@ pub fn run(
         let lens: Vec<f64> = rollouts.iter().map(|r| r.completion_ids.len() as f64).collect();
         // --- pi_old, pi_ref, V_old; rewards; GAE.
         let t_prep = std::time::Instant::now();
-        let live: Vec<&Rollout> = rollouts.iter().filter(|r| !r.completion_ids.is_empty()).collect();
+        let live: Vec<&Rollout> =
+            rollouts.iter().filter(|r| !r.completion_ids.is_empty()).collect();
         let mut micro: Vec<Micro> = vec![];
         let mut kl_sum = 0.0f64;
         for rows in live.chunks(mb) {
             let rows = rows.to_vec();
-            let old = rows_of(&completion_logprobs(&tr.model, &rows, pad, chunk, &device)?.0.detach(), &rows)?;
+            let old = rows_of(
+                &completion_logprobs(&tr.model, &rows, pad, chunk, &device)?.0.detach(),
+                &rows,
+            )?;
             let refl = match &reference {
-                Some(m) => Some(rows_of(&completion_logprobs(m, &rows, pad, chunk, &device)?.0.detach(), &rows)?),
+                Some(m) => Some(rows_of(
+                    &completion_logprobs(m, &rows, pad, chunk, &device)?.0.detach(),
+                    &rows,
+                )?),
                 None => None,
             };
-            let old_values = rows_of(&completion_values(&critic, &rows, pad, &device)?.0.detach(), &rows)?;
+            let old_values =
+                rows_of(&completion_values(&critic, &rows, pad, &device)?.0.detach(), &rows)?;
             let (mut adv, mut returns) = (vec![], vec![]);
             for (i, r) in rows.iter().enumerate() {
-                let rew = token_rewards(&old[i], refl.as_ref().map(|x| x[i].as_slice()), cfg.beta, r.reward);
+                let rew = token_rewards(
+                    &old[i],
+                    refl.as_ref().map(|x| x[i].as_slice()),
+                    cfg.beta,
+                    r.reward,
+                );
                 let (a, ret) = gae(&rew, &old_values[i], cfg.gamma, cfg.lam);
                 adv.push(a);
                 returns.push(ret);
             }
             if let Some(rf) = &refl {
                 // Mean per-token log ratio log pi_old - log pi_ref (the KL in the reward).
-                kl_sum += old.iter().zip(rf).flat_map(|(o, r)| o.iter().zip(r).map(|(a, b)| a - b)).sum::<f64>();
+                kl_sum += old
+                    .iter()
+                    .zip(rf)
+                    .flat_map(|(o, r)| o.iter().zip(r).map(|(a, b)| a - b))
+                    .sum::<f64>();
             }
             micro.push(Micro { rows, old, old_values, adv, returns });
         }
-        let tokens: f64 = micro.iter().flat_map(|m| m.adv.iter()).map(|a| a.len() as f64).sum::<f64>().max(1.0);
+        let tokens: f64 =
+            micro.iter().flat_map(|m| m.adv.iter()).map(|a| a.len() as f64).sum::<f64>().max(1.0);
         let kl_mean = kl_sum / tokens;
-        let all_returns: Vec<f64> = micro.iter().flat_map(|m| m.returns.iter().flatten().copied()).collect();
-        let all_values: Vec<f64> = micro.iter().flat_map(|m| m.old_values.iter().flatten().copied()).collect();
+        let all_returns: Vec<f64> =
+            micro.iter().flat_map(|m| m.returns.iter().flatten().copied()).collect();
+        let all_values: Vec<f64> =
+            micro.iter().flat_map(|m| m.old_values.iter().flatten().copied()).collect();
         let resid: Vec<f64> = all_returns.iter().zip(&all_values).map(|(r, v)| r - v).collect();
         let var_r = variance(&all_returns);
         let explained_variance = if var_r > 0.0 { 1.0 - variance(&resid) / var_r } else { 0.0 };
@@ -510,21 +579,32 @@ pub fn run(
         let mut stage_m = Map::new();
         stage_m.insert("reward_mean".into(), Value::from(mean(scores.iter().copied())));
         stage_m.insert("reward_std".into(), Value::from(variance(&scores).sqrt()));
-        stage_m.insert("accuracy".into(), Value::from(correct.iter().filter(|&&x| x >= 1.0).count() as f64 / n_all));
+        stage_m.insert(
+            "accuracy".into(),
+            Value::from(correct.iter().filter(|&&x| x >= 1.0).count() as f64 / n_all),
+        );
         stage_m.insert("kl".into(), Value::from(kl_mean));
         stage_m.insert("returns_mean".into(), Value::from(mean(all_returns.iter().copied())));
         stage_m.insert("values_mean".into(), Value::from(mean(all_values.iter().copied())));
         stage_m.insert("explained_variance".into(), Value::from(explained_variance));
         stage_m.insert("completion_len_mean".into(), Value::from(lens.iter().sum::<f64>() / n_all));
-        stage_m.insert("completion_len_max".into(), Value::from(lens.iter().cloned().fold(0.0, f64::max)));
-        stage_m.insert("truncated_frac".into(), Value::from(rollouts.iter().filter(|r| r.truncated).count() as f64 / n_all));
+        stage_m.insert(
+            "completion_len_max".into(),
+            Value::from(lens.iter().cloned().fold(0.0, f64::max)),
+        );
+        stage_m.insert(
+            "truncated_frac".into(),
+            Value::from(rollouts.iter().filter(|r| r.truncated).count() as f64 / n_all),
+        );
         stage_m.insert("generation_seconds".into(), Value::from(gen_s));
         stage_m.insert("reward_seconds".into(), Value::from(reward_s));
         stage_m.insert("advantage_seconds".into(), Value::from(prep_s));
         stage_m.insert("generated_tokens".into(), Value::from(gstats.generated_tokens as u64));
         let n_rows: f64 = micro.iter().map(|m| m.rows.len() as f64).sum::<f64>().max(1.0);
         let weight = |m: &Micro| match cfg.loss_aggregation {
-            LossAggregation::TokenMean => m.adv.iter().map(|a| a.len() as f64).sum::<f64>() / tokens,
+            LossAggregation::TokenMean => {
+                m.adv.iter().map(|a| a.len() as f64).sum::<f64>() / tokens
+            }
             _ => m.rows.len() as f64 / n_rows,
         };
         // --- mu epochs: critic update, then policy update, on the same micro-batches.
@@ -582,7 +662,8 @@ pub fn run(
                 let old = to_tensor(&m.old, tc, &device)?;
                 let adv = to_tensor(&m.adv, tc, &device)?;
                 let out = grpo::policy_loss(&lp, &old, None, &adv, &mask, &loss_cfg)?;
-                let nlp = (lp.detach().neg()? * &mask)?.sum_all()?.to_scalar::<f32>()? as f64 / out.tokens.max(1.0);
+                let nlp = (lp.detach().neg()? * &mask)?.sum_all()?.to_scalar::<f32>()? as f64
+                    / out.tokens.max(1.0);
                 let mut mm = Map::new();
                 mm.insert("clip_frac".into(), Value::from(out.clip_frac));
                 mm.insert("entropy".into(), Value::from(nlp));
@@ -604,7 +685,9 @@ pub fn run(
             m.insert("train_seconds".into(), Value::from(t_train.elapsed().as_secs_f64()));
             m.insert(
                 "tokens_per_second".into(),
-                Value::from(gstats.generated_tokens as f64 / stage_start.elapsed().as_secs_f64().max(1e-9)),
+                Value::from(
+                    gstats.generated_tokens as f64 / stage_start.elapsed().as_secs_f64().max(1e-9),
+                ),
             );
             let step = tr.step();
             if tr.done() || (c.eval_every > 0 && step % c.eval_every == 0) {
@@ -662,7 +745,11 @@ mod tests {
         let mut rows = vec![vec![1.0, 2.0], vec![3.0]];
         whiten(&mut rows);
         // mean 2, sample std 1.
-        assert!((rows[0][0] + 1.0).abs() < 1e-6 && rows[0][1].abs() < 1e-6 && (rows[1][0] - 1.0).abs() < 1e-6);
+        assert!(
+            (rows[0][0] + 1.0).abs() < 1e-6
+                && rows[0][1].abs() < 1e-6
+                && (rows[1][0] - 1.0).abs() < 1e-6
+        );
     }
 
     /// Clipped value loss on a 1x2 batch: token 0 (V 1, V_old 0.5, R 2) is clipped to 0.7, whose

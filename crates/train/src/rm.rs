@@ -174,15 +174,19 @@ pub fn encode_prm(
     if ids.len() > max_len || positions.is_empty() {
         return Ok(None);
     }
-    Ok(Some(RmExample { ids, positions, labels: labels.iter().map(|&l| f32::from(u8::from(l))).collect() }))
+    Ok(Some(RmExample {
+        ids,
+        positions,
+        labels: labels.iter().map(|&l| f32::from(u8::from(l))).collect(),
+    }))
 }
 
 fn as_label(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
         Value::Number(n) => match n.as_f64() {
-            Some(x) if x == 0.0 => Some(false),
-            Some(x) if x == 1.0 => Some(true),
+            Some(0.0) => Some(false),
+            Some(1.0) => Some(true),
             _ => None,
         },
         _ => None,
@@ -213,9 +217,10 @@ pub fn load_examples(
         };
         let ex = match kind {
             RmKind::Orm => {
-                let (Some(c), Some(l)) =
-                    (v.get("completion").and_then(Value::as_str), v.get("label").and_then(as_label))
-                else {
+                let (Some(c), Some(l)) = (
+                    v.get("completion").and_then(Value::as_str),
+                    v.get("label").and_then(as_label),
+                ) else {
                     skip("missing_completion_or_label");
                     continue;
                 };
@@ -276,11 +281,12 @@ pub fn examples_from_samples(
             continue;
         };
         // GRPO rollouts name the example by index, eval samples by id.
-        let idx = match (v.get("example").and_then(Value::as_u64), v.get("id").and_then(Value::as_str)) {
-            (Some(i), _) => Some(i as usize).filter(|&i| i < task.examples().len()),
-            (None, Some(id)) => by_id.get(id).copied(),
-            _ => None,
-        };
+        let idx =
+            match (v.get("example").and_then(Value::as_u64), v.get("id").and_then(Value::as_str)) {
+                (Some(i), _) => Some(i as usize).filter(|&i| i < task.examples().len()),
+                (None, Some(id)) => by_id.get(id).copied(),
+                _ => None,
+            };
         let Some(idx) = idx else {
             skip("unknown_example");
             continue;
@@ -336,7 +342,11 @@ pub fn auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
 }
 
 /// Padded ids, mask, targets and weights `[B, T]` for a batch of examples.
-fn batch(exs: &[&RmExample], pad: u32, device: &Device) -> Result<(Tensor, Tensor, Tensor, Tensor)> {
+fn batch(
+    exs: &[&RmExample],
+    pad: u32,
+    device: &Device,
+) -> Result<(Tensor, Tensor, Tensor, Tensor)> {
     let rows: Vec<Vec<u32>> = exs.iter().map(|e| e.ids.clone()).collect();
     let (ids, mask) = pad_batch(&rows, pad, device)?;
     let t = ids.dim(1)?;
@@ -435,7 +445,8 @@ impl RewardScorer {
 
 fn open_tokenizer(cfg: &CommonConfig) -> Result<(Tokenizer, Option<PathBuf>)> {
     let p = cfg.tokenizer_path()?;
-    let tok = if p.is_dir() { Tokenizer::from_dir(&p) } else { Tokenizer::from_file(&p) }.map_err(msg)?;
+    let tok =
+        if p.is_dir() { Tokenizer::from_dir(&p) } else { Tokenizer::from_file(&p) }.map_err(msg)?;
     let json = if p.is_dir() { p.join("tokenizer.json") } else { p };
     Ok((tok, Some(json).filter(|j| j.exists())))
 }
@@ -449,7 +460,10 @@ pub fn run(
     let c = &cfg.common;
     c.validate()?;
     if !(0.0..1.0).contains(&cfg.heldout_frac) {
-        return Err(Error::Config { file: "<resolved>".into(), msg: "`heldout-frac` must be in [0, 1)".into() });
+        return Err(Error::Config {
+            file: "<resolved>".into(),
+            msg: "`heldout-frac` must be in [0, 1)".into(),
+        });
     }
     let bad = |m: &str| Error::Config { file: "<resolved>".into(), msg: m.into() };
     if cfg.train_file.is_none() && cfg.from_samples.is_none() {
@@ -460,7 +474,8 @@ pub fn run(
     }
     let (tok, tok_json) = open_tokenizer(c)?;
     let dtype = c.dtype()?;
-    let spec: mathforge_model::DeviceSpec = c.device.parse().map_err(|e: mathforge_model::Error| bad(&e.to_string()))?;
+    let spec: mathforge_model::DeviceSpec =
+        c.device.parse().map_err(|e: mathforge_model::Error| bad(&e.to_string()))?;
     let device = spec.device().map_err(msg)?;
     // --- data
     let mut data = vec![];
@@ -471,7 +486,9 @@ pub fn run(
         skipped.extend(s);
     }
     if let Some(f) = &cfg.from_samples {
-        let spec = cfg.samples_task.as_deref().ok_or_else(|| bad("`from-samples` needs `samples-task` (the problems the samples answer)"))?;
+        let spec = cfg.samples_task.as_deref().ok_or_else(|| {
+            bad("`from-samples` needs `samples-task` (the problems the samples answer)")
+        })?;
         let task = crate::grpo::open_task(spec)?;
         let (d, s) = examples_from_samples(Path::new(f), task.as_ref(), &tok, cfg.max_len)?;
         data.extend(d);
@@ -486,10 +503,12 @@ pub fn run(
         Some(f) => load_examples(Path::new(f), &tok, cfg.kind, cfg.max_len)?.0,
         None => {
             let mut order: Vec<usize> = (0..data.len()).collect();
-            order.shuffle(&mut ChaCha8Rng::seed_from_u64(c.seed ^ 0x4e1d_0u64));
+            order.shuffle(&mut ChaCha8Rng::seed_from_u64(c.seed ^ 0x0004_e1d0_u64));
             let k = (data.len() as f64 * cfg.heldout_frac).ceil() as usize;
-            let held: std::collections::HashSet<usize> = order[..k.min(data.len())].iter().copied().collect();
-            let (h, t): (Vec<_>, Vec<_>) = data.into_iter().enumerate().partition(|(i, _)| held.contains(i));
+            let held: std::collections::HashSet<usize> =
+                order[..k.min(data.len())].iter().copied().collect();
+            let (h, t): (Vec<_>, Vec<_>) =
+                data.into_iter().enumerate().partition(|(i, _)| held.contains(i));
             data = t.into_iter().map(|(_, e)| e).collect();
             h.into_iter().map(|(_, e)| e).collect()
         }
@@ -528,7 +547,13 @@ pub fn run(
         Some(dir) => {
             let meta = checkpoint::restore(&dir, &mut opt, &device)?;
             if meta.stage != "rm" {
-                return Err(Error::Checkpoint { path: dir, msg: format!("is a `{}` checkpoint, this run is `rm`: use another `out`", meta.stage) });
+                return Err(Error::Checkpoint {
+                    path: dir,
+                    msg: format!(
+                        "is a `{}` checkpoint, this run is `rm`: use another `out`",
+                        meta.stage
+                    ),
+                });
             }
             rng = meta.rng.restore()?;
             epoch = meta.data.get("epoch").and_then(Value::as_u64).unwrap_or(0);
@@ -542,7 +567,9 @@ pub fn run(
     let pad = tok.pad_id();
     let perm = |epoch: u64| {
         let mut o: Vec<usize> = (0..data.len()).collect();
-        o.shuffle(&mut ChaCha8Rng::seed_from_u64(c.seed.wrapping_add(epoch.wrapping_mul(0x9e37_79b9))));
+        o.shuffle(&mut ChaCha8Rng::seed_from_u64(
+            c.seed.wrapping_add(epoch.wrapping_mul(0x9e37_79b9)),
+        ));
         o
     };
     let mut order = perm(epoch);
@@ -558,7 +585,12 @@ pub fn run(
         }
         Ok(())
     };
-    let save = |opt: &AdamW, rng: &ChaCha8Rng, epoch: u64, cursor: usize, m: &Map<String, Value>| -> Result<PathBuf> {
+    let save = |opt: &AdamW,
+                rng: &ChaCha8Rng,
+                epoch: u64,
+                cursor: usize,
+                m: &Map<String, Value>|
+     -> Result<PathBuf> {
         let meta = Meta {
             stage: "rm".into(),
             step: opt.steps_taken(),
@@ -568,7 +600,9 @@ pub fn run(
             git_commit: git_commit.clone(),
             metrics: Value::Object(m.clone()),
         };
-        let dir = checkpoint::save(&run_dir, &[], opt, &meta, |d| model.save(d, kind, dtype, tok_json.as_deref()))?;
+        let dir = checkpoint::save(&run_dir, &[], opt, &meta, |d| {
+            model.save(d, kind, dtype, tok_json.as_deref())
+        })?;
         checkpoint::prune(&run_dir, c.keep_checkpoints)?;
         Ok(dir)
     };
@@ -681,12 +715,16 @@ mod tests {
     #[test]
     fn bce_value_and_gradient() {
         let dev = Device::Cpu;
-        let x = Var::from_tensor(&Tensor::new(&[[2.0f32, -1.0, 30.0], [0.5, -40.0, 0.0]], &dev).unwrap()).unwrap();
+        let x = Var::from_tensor(
+            &Tensor::new(&[[2.0f32, -1.0, 30.0], [0.5, -40.0, 0.0]], &dev).unwrap(),
+        )
+        .unwrap();
         let y = Tensor::new(&[[1.0f32, 0.0, 1.0], [0.0, 1.0, 0.0]], &dev).unwrap();
         let w = Tensor::new(&[[1.0f32, 1.0, 1.0], [1.0, 1.0, 0.0]], &dev).unwrap();
         let loss = bce_with_logits(x.as_tensor(), &y, &w).unwrap();
         let sp = |v: f64| (1.0 + v.exp()).ln();
-        let want = (sp(2.0) - 2.0 + sp(-1.0) + (sp(30.0) - 30.0) + sp(0.5) + (sp(-40.0) + 40.0)) / 5.0;
+        let want =
+            (sp(2.0) - 2.0 + sp(-1.0) + (sp(30.0) - 30.0) + sp(0.5) + (sp(-40.0) + 40.0)) / 5.0;
         let got = loss.to_scalar::<f32>().unwrap() as f64;
         assert!((got - want).abs() < 1e-5, "{got} vs {want}");
         let g = loss.backward().unwrap();

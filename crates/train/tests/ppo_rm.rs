@@ -11,10 +11,23 @@ use std::path::{Path, PathBuf};
 fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let docs: Vec<String> = (0..60)
-        .map(|i| format!("What is {} + {}? {} + {} = {}\n#### {}", i % 9, i % 7, i % 9, i % 7, i % 9 + i % 7, i % 9 + i % 7))
+        .map(|i| {
+            format!(
+                "What is {} + {}? {} + {} = {}\n#### {}",
+                i % 9,
+                i % 7,
+                i % 9,
+                i % 7,
+                i % 9 + i % 7,
+                i % 9 + i % 7
+            )
+        })
         .collect();
-    let tok = train_bpe(docs.iter().map(String::as_str), &BpeTrainConfig { vocab_size: 300, ..Default::default() })
-        .unwrap();
+    let tok = train_bpe(
+        docs.iter().map(String::as_str),
+        &BpeTrainConfig { vocab_size: 300, ..Default::default() },
+    )
+    .unwrap();
     let tok_dir = dir.path().join("tok");
     tok.save_dir(&tok_dir, Some(512)).unwrap();
     let cfg = serde_json::json!({
@@ -87,7 +100,10 @@ fn orm_trains_evaluates_resumes_and_scores() {
     };
     let run = mathforge_train::rm::run(&c, None, |_| {}).unwrap();
     let m = metrics(&run);
-    assert_eq!(m.iter().map(|r| r["step"].as_u64().unwrap()).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    assert_eq!(
+        m.iter().map(|r| r["step"].as_u64().unwrap()).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
     assert_eq!(m[0]["heldout_examples"].as_u64(), Some(10));
     for k in ["loss", "accuracy", "eval_loss", "eval_accuracy", "eval_auc", "grad_norm"] {
         assert!(m[4].get(k).is_some(), "metric {k} missing: {}", m[4]);
@@ -103,8 +119,11 @@ fn orm_trains_evaluates_resumes_and_scores() {
     let steps: Vec<u64> = metrics(&run).iter().map(|r| r["step"].as_u64().unwrap()).collect();
     assert_eq!(steps, vec![0, 1, 2, 3, 4, 5, 6]);
     // The checkpoint scores rollouts as probabilities.
-    let scorer = RewardScorer::load(run.join("checkpoints/step-6"), 2, &candle_core::Device::Cpu).unwrap();
-    let s = scorer.score(&[(&[0u32, 5, 6][..], &[7u32, 1][..]), (&[0u32, 5][..], &[9u32][..])]).unwrap();
+    let scorer =
+        RewardScorer::load(run.join("checkpoints/step-6"), 2, &candle_core::Device::Cpu).unwrap();
+    let s = scorer
+        .score(&[(&[0u32, 5, 6][..], &[7u32, 1][..]), (&[0u32, 5][..], &[9u32][..])])
+        .unwrap();
     assert_eq!(s.len(), 2);
     assert!(s.iter().all(|x| (0.0..=1.0).contains(x)), "{s:?}");
     // A causal LM folder is not a reward model.
@@ -167,8 +186,13 @@ fn orm_data_from_grpo_and_eval_samples_is_graded_by_the_verifier() {
     rows.push(serde_json::json!({"example": 999, "text": "#### 1"}));
     write_jsonl(&d.join("samples-0.jsonl"), &rows);
     let t = mathforge_model::tokenizer::Tokenizer::from_dir(&tok).unwrap();
-    let (out, skipped) =
-        mathforge_train::rm::examples_from_samples(&d.join("samples-0.jsonl"), task.as_ref(), &t, 512).unwrap();
+    let (out, skipped) = mathforge_train::rm::examples_from_samples(
+        &d.join("samples-0.jsonl"),
+        task.as_ref(),
+        &t,
+        512,
+    )
+    .unwrap();
     assert_eq!(out.len(), 2 * exs.len() + 1);
     assert_eq!(skipped.get("unknown_example"), Some(&1));
     let labels: Vec<f32> = out.iter().map(|e| e.labels[0]).collect();
@@ -205,9 +229,22 @@ fn ppo_trains_policy_and_critic_with_a_reward_model_and_resumes() {
     // mu = 2 epochs per stage: each epoch is an optimizer step.
     assert_eq!(m.iter().map(|r| r["step"].as_u64().unwrap()).collect::<Vec<_>>(), vec![0, 1, 2]);
     for k in [
-        "loss", "reward_mean", "accuracy", "kl", "clip_frac", "entropy", "value_loss",
-        "explained_variance", "value_clip_frac", "critic_grad_norm", "completion_len_mean",
-        "truncated_frac", "generation_seconds", "train_seconds", "tokens_per_second", "eval_greedy_acc",
+        "loss",
+        "reward_mean",
+        "accuracy",
+        "kl",
+        "clip_frac",
+        "entropy",
+        "value_loss",
+        "explained_variance",
+        "value_clip_frac",
+        "critic_grad_norm",
+        "completion_len_mean",
+        "truncated_frac",
+        "generation_seconds",
+        "train_seconds",
+        "tokens_per_second",
+        "eval_greedy_acc",
     ] {
         assert!(m[2].get(k).is_some(), "metric {k} missing: {}", m[2]);
     }

@@ -7,5 +7,6 @@ pub mod model;
 pub mod score;
 pub mod tokenizer;
 pub mod train;
+pub mod train_ppo;
 pub mod train_pref;
 pub mod verify;

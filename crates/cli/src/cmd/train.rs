@@ -36,12 +36,12 @@ Example:
     --train-data arith:split=train,steps=2,n=2000 --eval-data arith:split=heldout,steps=2,n=200 \\
     --group-size 8 --questions-per-step 8 --beta 0.04 --lr 1e-5 --steps 100")]
     Grpo(GrpoArgs),
-    /// RFT (§5.2.1): SFT on the correct samples of the SFT model; `--online`: of the current policy.
-    #[command(after_help = crate::cmd::train_pref::RFT_EXAMPLE)]
-    Rft(crate::cmd::train_pref::RftArgs),
-    /// DPO (§5.2.1): (correct, incorrect) pairs of SFT-model samples, frozen SFT reference.
-    #[command(after_help = crate::cmd::train_pref::DPO_EXAMPLE)]
-    Dpo(crate::cmd::train_pref::DpoArgs),
+    /// PPO with a critic (DeepSeekMath §4.1 eq. 1-2): KL in the reward, GAE, clipped surrogate and value loss.
+    #[command(after_help = crate::cmd::train_ppo::PPO_EXAMPLE)]
+    Ppo(crate::cmd::train_ppo::PpoArgs),
+    /// Outcome or process reward model: a scalar head on the backbone trained with BCE.
+    #[command(after_help = crate::cmd::train_ppo::RM_EXAMPLE)]
+    Rm(crate::cmd::train_ppo::RmArgs),
 }
 
 /// Flags every trainer has (keys of `CommonConfig`).
@@ -340,8 +340,8 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             pb.finish();
             println!("{}", dir.display());
         }
-        Command::Rft(a) => crate::cmd::train_pref::run_rft(a)?,
-        Command::Dpo(a) => crate::cmd::train_pref::run_dpo(a)?,
+        Command::Ppo(a) => crate::cmd::train_ppo::run_ppo(a)?,
+        Command::Rm(a) => crate::cmd::train_ppo::run_rm(a)?,
     }
     Ok(())
 }

@@ -46,6 +46,29 @@ fn missing_files_are_named() {
     assert!(err.contains("missing.jsonl") && err.contains("does not exist"), "{err}");
 }
 
+#[test]
+fn ppo_and_rm_help_and_config_keys() {
+    for verb in ["ppo", "rm"] {
+        let out = ok(&["train", verb, "--help"]);
+        assert!(out.contains("Example") && out.contains("--config"), "{verb}: {out}");
+    }
+    let out = ok(&["train", "ppo", "--help"]);
+    for flag in ["--vf-coef", "--lam", "--gamma", "--critic-init", "--reward-model"] {
+        assert!(out.contains(flag), "{flag}: {out}");
+    }
+    // A PPO key in an RM config is unknown there, and the error names key and file.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rm.toml");
+    std::fs::write(&cfg, "kind = \"prm\"\nvf-coef = 0.1\n").unwrap();
+    let out = run(&["train", "rm", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rm.toml") && err.contains("unknown key `vf-coef`"), "{err}");
+    let out = run(&["train", "rm", "--kind", "xrm", "--init", "x"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("orm, prm"));
+}
+
 /// `train rft` / `train dpo` (unified paradigm, §5.2): help with examples, and config errors that
 /// name the key or the file.
 #[test]
