@@ -42,6 +42,12 @@ Example:
     /// Outcome or process reward model: a scalar head on the backbone trained with BCE.
     #[command(after_help = crate::cmd::train_ppo::RM_EXAMPLE)]
     Rm(crate::cmd::train_ppo::RmArgs),
+    /// RFT (§5.2.1): SFT on the correct samples of the SFT model; `--online`: of the current policy.
+    #[command(after_help = crate::cmd::train_pref::RFT_EXAMPLE)]
+    Rft(crate::cmd::train_pref::RftArgs),
+    /// DPO (§5.2.1): (correct, incorrect) pairs of SFT-model samples, frozen SFT reference.
+    #[command(after_help = crate::cmd::train_pref::DPO_EXAMPLE)]
+    Dpo(crate::cmd::train_pref::DpoArgs),
 }
 
 /// Flags every trainer has (keys of `CommonConfig`).
@@ -342,6 +348,8 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
         }
         Command::Ppo(a) => crate::cmd::train_ppo::run_ppo(a)?,
         Command::Rm(a) => crate::cmd::train_ppo::run_rm(a)?,
+        Command::Rft(a) => crate::cmd::train_pref::run_rft(a)?,
+        Command::Dpo(a) => crate::cmd::train_pref::run_dpo(a)?,
     }
     Ok(())
 }
