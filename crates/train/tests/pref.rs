@@ -349,3 +349,11 @@ fn committed_configs_parse() {
         assert!(init.as_deref().unwrap().starts_with("runs/tiny/sft/checkpoints/"));
     }
 }
+
+/// docs/train.md shows Table 10 exactly as `paradigm::table_markdown` renders it from the code.
+#[test]
+fn docs_table_matches_code() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/train.md");
+    let text = std::fs::read_to_string(docs).unwrap();
+    assert!(text.contains(&mathforge_train::paradigm::table_markdown()), "update docs/train.md");
+}
