@@ -187,6 +187,52 @@ pub fn plot_lines(
     Ok(())
 }
 
+/// Draw a histogram as bars into a PNG at `path` (written atomically): `bins` are
+/// `(low, high, count)` with equal widths, e.g. the classifier score histogram of a corpus
+/// mining round (`mathforge corpus mine`).
+pub fn plot_bars(path: &Path, title: &str, x_label: &str, bins: &[(f64, f64, u64)]) -> Result<()> {
+    use plotters::prelude::*;
+    register_font();
+    if bins.is_empty() {
+        return Err(Error::Msg(format!("plot {}: no bins", path.display())));
+    }
+    let x0 = bins.iter().map(|b| b.0).fold(f64::MAX, f64::min);
+    let x1 = bins.iter().map(|b| b.1).fold(f64::MIN, f64::max);
+    let top = bins.iter().map(|b| b.2).max().unwrap_or(0).max(1) as f64 * 1.05;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}.png", std::process::id()));
+    let perr = |e: &dyn std::fmt::Display| Error::Msg(format!("plot {}: {e}", path.display()));
+    {
+        let root = BitMapBackend::new(&tmp, (800, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| perr(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x0..x1.max(x0 + 1e-9), 0f64..top)
+            .map_err(|e| perr(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc("count")
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| perr(&e))?;
+        let fill = Palette99::pick(0).to_rgba().filled();
+        chart
+            .draw_series(
+                bins.iter().map(|&(lo, hi, n)| Rectangle::new([(lo, 0.0), (hi, n as f64)], fill)),
+            )
+            .map_err(|e| perr(&e))?;
+        root.present().map_err(|e| perr(&e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +269,14 @@ mod tests {
         plot_lines(&a, "loss", "step", &[("x".into(), vec![(0.0, 1.0), (1.0, 0.5)])]).unwrap();
         plot_lines(&b, "", "", &[("x".into(), vec![(0.0, 1.0), (1.0, 0.5)])]).unwrap();
         assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+
+        // Bars: different counts draw different images; no bins is an error, not a panic.
+        let h1 = dir.path().join("h1.png");
+        let h2 = dir.path().join("h2.png");
+        plot_bars(&h1, "scores", "p(math)", &[(0.0, 0.5, 10), (0.5, 1.0, 3)]).unwrap();
+        plot_bars(&h2, "scores", "p(math)", &[(0.0, 0.5, 3), (0.5, 1.0, 10)]).unwrap();
+        assert_eq!(&std::fs::read(&h1).unwrap()[1..4], b"PNG");
+        assert_ne!(std::fs::read(&h1).unwrap(), std::fs::read(&h2).unwrap());
+        assert!(plot_bars(&h1, "x", "x", &[]).is_err());
     }
 }

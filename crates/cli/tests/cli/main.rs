@@ -3,6 +3,7 @@ mod util;
 
 mod corpus;
 mod corpus_dedup;
+mod corpus_mine;
 mod eval;
 mod fasttext;
 mod generate;

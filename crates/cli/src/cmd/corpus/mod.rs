@@ -4,6 +4,7 @@ use clap::Subcommand;
 pub mod decont;
 pub mod dedup;
 pub mod extract;
+pub mod mine;
 
 /// Verbs of `mathforge corpus`.
 #[derive(Subcommand)]
@@ -14,6 +15,8 @@ pub enum Command {
     Dedup(dedup::Args),
     /// Remove documents that contain benchmark 10-grams.
     Decont(decont::Args),
+    /// Iterative math-page mining: classifier, ranking, domain discovery, seed growth.
+    Mine(mine::Args),
 }
 
 /// Run `mathforge corpus`.
@@ -22,5 +25,6 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Extract(a) => extract::run(a),
         Command::Dedup(a) => dedup::run(a),
         Command::Decont(a) => decont::run(a),
+        Command::Mine(a) => mine::run(a),
     }
 }
