@@ -27,7 +27,8 @@
 //! `eval_greedy_acc` on held-out problems every `eval-every` steps (step 0 = the SFT model).
 use crate::config::{to_json, to_toml};
 use crate::paradigm::{
-    initial_model, load_tokenizer, response_logprobs, sample_and_reward, Sample, SampleSettings,
+    initial_model, load_tokenizer, question_subset, response_logprobs, sample_and_reward, Budget,
+    Sample, SampleSettings,
 };
 use crate::trainer::{CommonConfig, MicroLoss, StepReport, Trainer};
 use crate::{Error, Result};
@@ -70,6 +71,11 @@ pub struct DpoConfig {
     pub top_p: f32,
     /// Longest sampled response in tokens (pairs-file responses are cut to it).
     pub max_completion_len: usize,
+    /// Questions of `train-data` to sample pairs for (a seeded random subset; 0: all).
+    pub sample_questions: usize,
+    /// Wall-clock budget in minutes for sampling + updates, as GRPO's (evaluations not
+    /// counted; kept across resumes; 0: none).
+    pub max_minutes: f64,
 }
 
 impl Default for DpoConfig {
@@ -96,6 +102,8 @@ impl Default for DpoConfig {
             temperature: 1.0,
             top_p: 1.0,
             max_completion_len: 128,
+            sample_questions: 0,
+            max_minutes: 0.0,
         }
     }
 }
@@ -313,7 +321,7 @@ fn sample_pairs(
             msg: format!("`train-data` {} has no problems", cfg.train_data),
         });
     }
-    let examples: Vec<usize> = (0..n).collect();
+    let examples = question_subset(n, cfg.sample_questions, cfg.common.seed);
     let settings = SampleSettings {
         k: cfg.samples_per_question,
         temperature: cfg.temperature,
@@ -374,6 +382,9 @@ fn sample_pairs(
 struct Pos {
     epoch: u64,
     index: usize,
+    /// Seconds of the time budget used (see [`Budget`]).
+    #[serde(default)]
+    train_wall_seconds: f64,
 }
 
 /// Run (or resume) DPO. `progress` gets a report per optimizer step (and, while pairs are being
@@ -414,6 +425,8 @@ pub fn run(
     // --- data: the pairs file of this run (resume), else the given file, else sample.
     let own = tr.run_dir.join("dpo-pairs.jsonl");
     let mut data_m = Map::new();
+    let mut budget = Budget::new(cfg.max_minutes, &tr);
+    let t_data = std::time::Instant::now();
     let pairs = if own.exists() {
         read_pairs(&own, &tok, cfg.max_completion_len, window)?.0
     } else {
@@ -440,8 +453,10 @@ pub fn run(
             }
         };
         write_pairs(&own, &pairs)?;
+        // Sampling the pairs (and the reference pass below) is part of the method's budget.
         pairs
     };
+    let fresh = tr.step() == 0;
     // --- reference sequence log-probs, once, from the SFT weights.
     let mut ref_c = Vec::with_capacity(pairs.len());
     let mut ref_r = Vec::with_capacity(pairs.len());
@@ -452,6 +467,11 @@ pub fn run(
         ref_r.extend(b.detach().to_vec1::<f32>()?);
     }
     drop(sft);
+    if fresh {
+        let s = t_data.elapsed().as_secs_f64();
+        data_m.insert("data_seconds".into(), Value::from(s));
+        budget.add(s);
+    }
     let eval_now = |tr: &Trainer| -> Result<Option<f64>> {
         match &eval {
             Some(t) => Ok(Some(crate::grpo::greedy_accuracy(
@@ -478,7 +498,8 @@ pub fn run(
             .map_err(|e| Error::Msg(format!("bad data position in checkpoint: {e}")))?,
     };
     let mut order = epoch_order(pairs.len(), cfg.common.seed, pos.epoch);
-    while !tr.done() {
+    while !tr.done() && !budget.exhausted() {
+        let t_step = std::time::Instant::now();
         let before = serde_json::to_value(pos).unwrap_or(Value::Null);
         let mut batch: Vec<usize> = Vec::with_capacity(bs);
         while batch.len() < bs {
@@ -520,6 +541,9 @@ pub fn run(
             "epoch".into(),
             Value::from(pos.epoch as f64 + pos.index as f64 / pairs.len() as f64),
         );
+        budget.add(t_step.elapsed().as_secs_f64());
+        pos.train_wall_seconds = budget.spent;
+        m.insert("train_wall_seconds".into(), Value::from(budget.spent));
         let step = tr.step();
         if tr.done() || (cfg.common.eval_every > 0 && step % cfg.common.eval_every == 0) {
             if let Some(acc) = eval_now(&tr)? {
@@ -528,10 +552,18 @@ pub fn run(
         }
         tr.log(&m)?;
         progress(&StepReport { step, total: cfg.common.steps, metrics: m.clone() });
-        if tr.done() || step % cfg.common.save_every == 0 {
+        let save = tr.done() || step % cfg.common.save_every == 0;
+        if save {
             tr.save(serde_json::to_value(pos).unwrap_or(Value::Null), &m)?;
         }
+        budget.stepped(step, &m, save);
     }
+    budget.finish(
+        &mut tr,
+        serde_json::to_value(pos).unwrap_or(Value::Null),
+        &eval_now,
+        &mut progress,
+    )?;
     tr.plot()?;
     Ok(tr.run_dir.clone())
 }

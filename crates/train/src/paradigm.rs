@@ -415,6 +415,107 @@ pub fn response_logprobs(
     Ok((Tensor::cat(&parts, 0)?, Tensor::from_vec(mask, (rows.len(), tr), device)?))
 }
 
+/// The questions of a task with `n` examples that offline data is sampled for: all of them
+/// (`limit` 0), or a random subset of `limit` drawn from `seed`.
+pub fn question_subset(n: usize, limit: usize, seed: u64) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..n).collect();
+    if limit == 0 || limit >= n {
+        return all;
+    }
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    all.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5_u64.rotate_left(40)));
+    all.truncate(limit);
+    all
+}
+
+/// A wall-clock budget (`max-minutes`) with the semantics of GRPO's: sampling and updates count,
+/// held-out evaluations do not; the seconds used are stored in the checkpoint's data position
+/// (`train_wall_seconds`), so a resumed run continues the same budget. Lets RFT, Online RFT and
+/// DPO be compared with GRPO "on the same budget".
+#[derive(Debug, Clone)]
+pub struct Budget {
+    limit: Option<f64>,
+    /// Seconds used so far (this run and the runs it resumes).
+    pub spent: f64,
+    saved_step: Option<u64>,
+    last: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Budget {
+    /// A budget of `max_minutes` (0: none) for `tr`, continuing a resumed run's.
+    pub fn new(max_minutes: f64, tr: &crate::trainer::Trainer) -> Budget {
+        let spent = tr
+            .resumed_data
+            .get("train_wall_seconds")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0);
+        Budget {
+            limit: (max_minutes > 0.0).then_some(max_minutes * 60.0),
+            spent,
+            saved_step: (tr.step() > 0).then_some(tr.step()),
+            last: serde_json::Map::new(),
+        }
+    }
+
+    /// True when the budget is spent (never without a limit).
+    pub fn exhausted(&self) -> bool {
+        self.limit.is_some_and(|l| self.spent >= l)
+    }
+
+    /// Count `seconds` of sampling or training.
+    pub fn add(&mut self, seconds: f64) {
+        self.spent += seconds;
+    }
+
+    /// Record the metrics logged for `step` and whether a checkpoint of it was saved.
+    pub fn stepped(
+        &mut self,
+        step: u64,
+        m: &serde_json::Map<String, serde_json::Value>,
+        saved: bool,
+    ) {
+        self.last = m.clone();
+        if saved {
+            self.saved_step = Some(step);
+        }
+    }
+
+    /// After the step loop: when the budget (not `steps`) ended the run, log a held-out
+    /// evaluation unless the last step had one, and save a checkpoint with data position `data`
+    /// unless the last step was saved.
+    pub fn finish(
+        &mut self,
+        tr: &mut crate::trainer::Trainer,
+        data: serde_json::Value,
+        eval_now: &dyn Fn(&crate::trainer::Trainer) -> Result<Option<f64>>,
+        progress: &mut dyn FnMut(&crate::trainer::StepReport),
+    ) -> Result<()> {
+        let step = tr.step();
+        if tr.done() || self.saved_step == Some(step) {
+            return Ok(());
+        }
+        tracing::info!(step, spent = self.spent, "time budget spent");
+        if !self.last.contains_key("eval_greedy_acc") {
+            if let Some(acc) = eval_now(tr)? {
+                let mut m = serde_json::Map::new();
+                m.insert("eval_greedy_acc".into(), serde_json::Value::from(acc));
+                tr.log(&m)?;
+                progress(&crate::trainer::StepReport {
+                    step,
+                    total: tr.cfg.steps,
+                    metrics: m.clone(),
+                });
+                self.last.extend(m);
+            }
+        }
+        let last = self.last.clone();
+        tr.save(data, &last)?;
+        self.saved_step = Some(step);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

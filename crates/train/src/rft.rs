@@ -20,7 +20,9 @@
 //! Both log `eval_greedy_acc` on `eval-data` every `eval-every` steps (step 0 = the SFT model), so
 //! they can be compared with GRPO and DPO on the same budget.
 use crate::config::{to_json, to_toml};
-use crate::paradigm::{load_tokenizer, sample_and_reward, Sample, SampleSettings};
+use crate::paradigm::{
+    load_tokenizer, question_subset, sample_and_reward, Budget, Sample, SampleSettings,
+};
 use crate::sft::{batch_tensors, encode_pair, Pair};
 use crate::trainer::{CommonConfig, MicroLoss, StepReport, Trainer};
 use crate::{Error, Result};
@@ -62,6 +64,11 @@ pub struct RftConfig {
     pub top_p: f32,
     /// Longest sampled response in tokens.
     pub max_completion_len: usize,
+    /// Offline: questions of `train-data` to sample (a seeded random subset; 0: all).
+    pub sample_questions: usize,
+    /// Wall-clock budget in minutes for sampling + updates, as GRPO's (evaluations not
+    /// counted; kept across resumes; 0: none).
+    pub max_minutes: f64,
 }
 
 impl Default for RftConfig {
@@ -86,6 +93,8 @@ impl Default for RftConfig {
             temperature: 1.0,
             top_p: 1.0,
             max_completion_len: 128,
+            sample_questions: 0,
+            max_minutes: 0.0,
         }
     }
 }
@@ -120,6 +129,9 @@ fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
 struct Pos {
     epoch: u64,
     index: usize,
+    /// Seconds of the time budget used (see [`Budget`]).
+    #[serde(default)]
+    train_wall_seconds: f64,
 }
 
 fn open_train_task(spec: &str) -> Result<Box<dyn mathforge_tasks::Task>> {
@@ -183,6 +195,7 @@ fn offline(
     let data_path = tr.run_dir.join("rft-data.jsonl");
     let max_len = 64 + cfg.max_completion_len;
     let mut data_m = Map::new();
+    let mut budget = Budget::new(cfg.max_minutes, &tr);
     if !data_path.exists() {
         if tr.step() > 0 {
             return Err(Error::Data {
@@ -192,7 +205,9 @@ fn offline(
             });
         }
         // A fresh run's model is the SFT model (`init`), the data source of RFT.
-        let examples: Vec<usize> = (0..train.examples().len()).collect();
+        let t_sample = std::time::Instant::now();
+        let examples =
+            question_subset(train.examples().len(), cfg.sample_questions, cfg.common.seed);
         let settings = SampleSettings {
             k: cfg.samples_per_question,
             temperature: cfg.temperature,
@@ -237,6 +252,9 @@ fn offline(
             }))?;
         }
         w.finish()?;
+        let sample_s = t_sample.elapsed().as_secs_f64();
+        data_m.insert("sampling_seconds".into(), Value::from(sample_s));
+        budget.add(sample_s);
     }
     let mut pairs: Vec<Pair> = vec![];
     for rec in JsonlReader::open(&data_path)? {
@@ -274,7 +292,8 @@ fn offline(
         cfg.common.logprob_chunk,
         tok.pad_id(),
     );
-    while !tr.done() {
+    while !tr.done() && !budget.exhausted() {
+        let t_step = std::time::Instant::now();
         let before = serde_json::to_value(pos).unwrap_or(Value::Null);
         let mut batch: Vec<&Pair> = Vec::with_capacity(bs);
         while batch.len() < bs {
@@ -308,6 +327,9 @@ fn offline(
             "epoch".into(),
             Value::from(pos.epoch as f64 + pos.index as f64 / pairs.len() as f64),
         );
+        budget.add(t_step.elapsed().as_secs_f64());
+        pos.train_wall_seconds = budget.spent;
+        m.insert("train_wall_seconds".into(), Value::from(budget.spent));
         let step = tr.step();
         if tr.done() || (cfg.common.eval_every > 0 && step % cfg.common.eval_every == 0) {
             if let Some(acc) = eval_now(&tr)? {
@@ -316,10 +338,18 @@ fn offline(
         }
         tr.log(&m)?;
         progress(&StepReport { step, total: cfg.common.steps, metrics: m.clone() });
-        if tr.done() || step % cfg.common.save_every == 0 {
+        let save = tr.done() || step % cfg.common.save_every == 0;
+        if save {
             tr.save(serde_json::to_value(pos).unwrap_or(Value::Null), &m)?;
         }
+        budget.stepped(step, &m, save);
     }
+    budget.finish(
+        &mut tr,
+        serde_json::to_value(pos).unwrap_or(Value::Null),
+        eval_now,
+        &mut progress,
+    )?;
     tr.plot()?;
     Ok(tr.run_dir.clone())
 }
@@ -335,6 +365,7 @@ fn online(
 ) -> Result<PathBuf> {
     let mut samples = JsonlWriter::create(tr.run_dir.join(format!("samples-{}.jsonl", tr.step())))?;
     let (pad, chunk, mb) = (tok.pad_id(), cfg.common.logprob_chunk, cfg.common.micro_batch_size);
+    let mut budget = Budget::new(cfg.max_minutes, &tr);
     if tr.step() == 0 {
         if let Some(acc) = eval_now(&tr)? {
             let mut m = Map::new();
@@ -343,7 +374,7 @@ fn online(
             progress(&StepReport { step: 0, total: cfg.common.steps, metrics: m });
         }
     }
-    while !tr.done() {
+    while !tr.done() && !budget.exhausted() {
         let t0 = std::time::Instant::now();
         let n_ex = train.examples().len();
         let qs: Vec<usize> =
@@ -387,7 +418,10 @@ fn online(
         });
         let mut m = match res {
             Ok(m) => m,
-            Err(e @ Error::NonFinite { .. }) => return Err(tr.save_last_good(e, Value::Null)),
+            Err(e @ Error::NonFinite { .. }) => {
+                let data = serde_json::json!({ "train_wall_seconds": budget.spent });
+                return Err(tr.save_last_good(e, data));
+            }
             Err(e) => return Err(e),
         };
         m.insert("accuracy".into(), Value::from(rows.len() as f64 / n_all));
@@ -407,6 +441,8 @@ fn online(
             "tokens_per_second".into(),
             Value::from(generated as f64 / t0.elapsed().as_secs_f64().max(1e-9)),
         );
+        budget.add(t0.elapsed().as_secs_f64());
+        m.insert("train_wall_seconds".into(), Value::from(budget.spent));
         let step = tr.step();
         if tr.done() || (cfg.common.eval_every > 0 && step % cfg.common.eval_every == 0) {
             if let Some(acc) = eval_now(&tr)? {
@@ -415,10 +451,14 @@ fn online(
         }
         tr.log(&m)?;
         progress(&StepReport { step, total: cfg.common.steps, metrics: m.clone() });
-        if tr.done() || step % cfg.common.save_every == 0 {
-            tr.save(Value::Null, &m)?;
+        let save = tr.done() || step % cfg.common.save_every == 0;
+        if save {
+            tr.save(serde_json::json!({ "train_wall_seconds": budget.spent }), &m)?;
         }
+        budget.stepped(step, &m, save);
     }
+    let data = serde_json::json!({ "train_wall_seconds": budget.spent });
+    budget.finish(&mut tr, data, eval_now, &mut progress)?;
     samples.finish()?;
     tr.plot()?;
     Ok(tr.run_dir.clone())

@@ -345,8 +345,13 @@ fn committed_configs_parse() {
     let dpo: DpoConfig =
         mathforge_train::config::resolve(Some(&root.join("train-tiny-dpo.toml")), Value::Null)
             .unwrap();
-    for init in [&rft.common.init, &online.common.init, &dpo.common.init] {
+    for (init, minutes) in [
+        (&rft.common.init, rft.max_minutes),
+        (&online.common.init, online.max_minutes),
+        (&dpo.common.init, dpo.max_minutes),
+    ] {
         assert!(init.as_deref().unwrap().starts_with("runs/tiny/sft/checkpoints/"));
+        assert_eq!(minutes, 10.0, "same budget as GRPO");
     }
 }
 
@@ -356,4 +361,29 @@ fn docs_table_matches_code() {
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/train.md");
     let text = std::fs::read_to_string(docs).unwrap();
     assert!(text.contains(&mathforge_train::paradigm::table_markdown()), "update docs/train.md");
+}
+
+/// `max-minutes` (as GRPO's): the run stops when the budget is spent, saves its state, and a
+/// rerun of the same command continues the same (spent) budget instead of starting a new one.
+#[test]
+fn time_budget_stops_and_is_kept_across_resume() {
+    let f = fixture();
+    let cfg = RftConfig {
+        common: common("online-budget", &f.sft, 50),
+        train_data: task(),
+        eval_data: None,
+        online: true,
+        samples_per_question: 2,
+        questions_per_step: 2,
+        max_completion_len: 6,
+        max_minutes: 1e-9,
+        ..Default::default()
+    };
+    let run = mathforge_train::rft::run(&cfg, None, |_| {}).unwrap();
+    let m = metrics(&run);
+    assert_eq!(steps(&m), vec![1], "one step spends the budget");
+    assert!(m[0]["train_wall_seconds"].as_f64().unwrap() > 0.0);
+    assert!(run.join("checkpoints/step-1/meta.json").exists(), "saved at the stop");
+    mathforge_train::rft::run(&cfg, None, |_| {}).unwrap();
+    assert_eq!(steps(&metrics(&run)), vec![1], "the resumed run has no budget left");
 }

@@ -79,6 +79,14 @@ pub struct RftArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     max_completion_len: Option<usize>,
+    /// Offline data: questions of train-data to sample (seeded random subset; 0: all).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sample_questions: Option<usize>,
+    /// Wall-clock budget in minutes for sampling + updates (evaluations not counted; 0: none).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_minutes: Option<f64>,
 }
 
 /// Flags of `train dpo`.
@@ -128,6 +136,14 @@ pub struct DpoArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     max_completion_len: Option<usize>,
+    /// Offline data: questions of train-data to sample (seeded random subset; 0: all).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sample_questions: Option<usize>,
+    /// Wall-clock budget in minutes for sampling + updates (evaluations not counted; 0: none).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_minutes: Option<f64>,
 }
 
 /// The flags that were given, as a table keyed by long flag name.
