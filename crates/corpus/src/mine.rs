@@ -245,24 +245,21 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
 }
 
-fn check_inputs(paths: &[PathBuf]) -> Result<()> {
-    for p in paths {
+/// Input files, with directories expanded into the document files they hold (as the dedup and
+/// decont stages do); a missing path or an unknown format is an error naming it.
+fn check_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let files = crate::dedup::input::expand_inputs(paths)?;
+    for p in &files {
         crate::formats::DocFormat::from_path(p)?;
-        if !p.is_file() {
-            return Err(Error::io(
-                p,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "input file not found"),
-            ));
-        }
     }
-    Ok(())
+    Ok(files)
 }
 
 /// Read whole document files (seed pages); bad records are counted in `skipped`.
 fn load_docs(paths: &[PathBuf], skipped: &mut u64) -> Result<Vec<Document>> {
-    check_inputs(paths)?;
+    let paths = check_inputs(paths)?;
     let mut out = Vec::new();
-    for p in paths {
+    for p in &paths {
         for d in read_documents(p) {
             match d {
                 Ok(d) => out.push(d),
@@ -281,7 +278,7 @@ fn for_each_pool_doc(
     shard: Shard,
     mut f: impl FnMut(Document) -> Result<()>,
 ) -> Result<u64> {
-    check_inputs(pool)?;
+    let pool = check_inputs(pool)?;
     let by_file = pool.len() >= shard.shards;
     let mut skipped = 0;
     let mut record = 0usize;

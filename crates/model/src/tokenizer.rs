@@ -273,14 +273,10 @@ impl Tokenizer {
     }
 }
 
-/// Temp file + rename in the target's folder, so a crash never leaves a half-written tokenizer.
+/// Temp file + rename in the target's folder (`mathforge_io::atomic`), so a crash never leaves
+/// a half-written tokenizer.
 fn write_atomic(target: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = target.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| tok_err(Some(&tmp), "cannot write", e))?;
-    std::fs::rename(&tmp, target).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        tok_err(Some(target), "cannot rename temp file into place", e)
-    })
+    mathforge_io::atomic::write_atomic(target, bytes).map_err(|e| Error::Msg(e.to_string()))
 }
 
 /// Settings of [`train_bpe`].
