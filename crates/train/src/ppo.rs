@@ -85,6 +85,10 @@ pub struct PpoConfig {
     pub top_p: f32,
     /// Longest completion.
     pub max_completion_len: usize,
+    /// Wall-clock budget in minutes for the exploration/update stages (held-out evaluations not
+    /// counted; 0: no limit), as GRPO's, so both can be compared on the same budget. The time used
+    /// is kept in the checkpoints, so a resumed run continues the same budget.
+    pub max_minutes: f64,
 }
 
 impl Default for PpoConfig {
@@ -119,6 +123,7 @@ impl Default for PpoConfig {
             temperature: 1.0,
             top_p: 1.0,
             max_completion_len: 128,
+            max_minutes: 0.0,
         }
     }
 }
@@ -442,6 +447,11 @@ pub fn run(
             None => Ok(None),
         }
     };
+    let mut spent =
+        tr.resumed_data.get("train_wall_seconds").and_then(Value::as_f64).unwrap_or(0.0);
+    let budget = (cfg.max_minutes > 0.0).then_some(cfg.max_minutes * 60.0);
+    let mut saved_step = (tr.step() > 0).then_some(tr.step());
+    let mut last_m: Map<String, Value> = Map::new();
     if tr.step() == 0 {
         if let Some(acc) = eval_now(&tr)? {
             let mut m = Map::new();
@@ -451,6 +461,9 @@ pub fn run(
         }
     }
     while !tr.done() {
+        if budget.is_some_and(|b| spent >= b) {
+            break;
+        }
         let stage_start = std::time::Instant::now();
         // --- exploration from pi_old.
         let n_ex = train.examples().len();
@@ -608,7 +621,7 @@ pub fn run(
             _ => m.rows.len() as f64 / n_rows,
         };
         // --- mu epochs: critic update, then policy update, on the same micro-batches.
-        for _epoch in 0..cfg.mu {
+        for epoch in 0..cfg.mu {
             if tr.done() {
                 break;
             }
@@ -682,7 +695,11 @@ pub fn run(
             m.insert("value_clip_frac".into(), Value::from(vclip));
             m.insert("critic_grad_norm".into(), Value::from(critic_norm));
             m.insert("critic_lr".into(), Value::from(critic_lr));
-            m.insert("train_seconds".into(), Value::from(t_train.elapsed().as_secs_f64()));
+            let train_s = t_train.elapsed().as_secs_f64();
+            m.insert("train_seconds".into(), Value::from(train_s));
+            // The stage's generation and advantage time is counted once, at its first epoch.
+            spent += if epoch == 0 { stage_start.elapsed().as_secs_f64() } else { train_s };
+            m.insert("train_wall_seconds".into(), Value::from(spent));
             m.insert(
                 "tokens_per_second".into(),
                 Value::from(
@@ -701,9 +718,26 @@ pub fn run(
                 // Critic first: a run killed in between resumes from an older policy checkpoint,
                 // whose critic checkpoint still exists.
                 save_critic(&critic_opt, &tr.rng, &m)?;
-                tr.save(Value::Null, &m)?;
+                tr.save(serde_json::json!({ "train_wall_seconds": spent }), &m)?;
+                saved_step = Some(step);
+            }
+            last_m = m;
+        }
+    }
+    if !tr.done() && saved_step != Some(tr.step()) {
+        // Stopped by the time budget: evaluate (unless just done) and save policy and critic.
+        let step = tr.step();
+        tracing::info!(step, spent, "PPO time budget spent");
+        if !last_m.contains_key("eval_greedy_acc") {
+            if let Some(acc) = eval_now(&tr)? {
+                let mut m = Map::new();
+                m.insert("eval_greedy_acc".into(), Value::from(acc));
+                tr.log(&m)?;
+                progress(&StepReport { step, total: c.steps, metrics: m });
             }
         }
+        save_critic(&critic_opt, &tr.rng, &last_m)?;
+        tr.save(serde_json::json!({ "train_wall_seconds": spent }), &last_m)?;
     }
     samples.finish()?;
     tr.plot()?;

@@ -265,3 +265,27 @@ fn ppo_trains_policy_and_critic_with_a_reward_model_and_resumes() {
     assert_eq!(steps, vec![0, 1, 2, 3, 4]);
     assert!(run.join("critic/checkpoints/step-4/meta.json").exists());
 }
+
+#[test]
+fn ppo_time_budget_stops_saves_and_evaluates() {
+    let (dir, tok, cfg) = setup();
+    let d = dir.path();
+    let c = PpoConfig {
+        common: CommonConfig { save_every: 100, ..common(&d.join("ppo"), &tok, &cfg, 50) },
+        train_data: "arith:split=train,steps=1,n=20".into(),
+        eval_data: Some("arith:split=heldout,steps=1,n=4".into()),
+        eval_questions: 4,
+        questions_per_step: 2,
+        max_completion_len: 4,
+        max_minutes: 1e-6,
+        ..Default::default()
+    };
+    let run = mathforge_train::ppo::run(&c, None, |_| {}).unwrap();
+    let m = metrics(&run);
+    // One stage runs (the budget is checked before each), then the run evaluates and saves.
+    assert_eq!(m.last().unwrap()["step"].as_u64(), Some(1), "{m:?}");
+    assert!(m.last().unwrap().get("eval_greedy_acc").is_some());
+    assert!(m[1]["train_wall_seconds"].as_f64().unwrap() > 0.0);
+    assert!(run.join("checkpoints/step-1/meta.json").exists());
+    assert!(run.join("critic/checkpoints/step-1/meta.json").exists());
+}

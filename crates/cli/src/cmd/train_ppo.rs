@@ -119,6 +119,10 @@ pub struct PpoArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     max_completion_len: Option<usize>,
+    /// Wall-clock budget in minutes for sampling + updates (evaluations not counted; 0: none).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_minutes: Option<f64>,
 }
 
 /// Flags of `train rm`.
