@@ -545,14 +545,14 @@ pub fn run(
         pos.train_wall_seconds = budget.spent;
         m.insert("train_wall_seconds".into(), Value::from(budget.spent));
         let step = tr.step();
-        if tr.done() || (cfg.common.eval_every > 0 && step % cfg.common.eval_every == 0) {
+        if tr.done() || (cfg.common.eval_every > 0 && step.is_multiple_of(cfg.common.eval_every)) {
             if let Some(acc) = eval_now(&tr)? {
                 m.insert("eval_greedy_acc".into(), Value::from(acc));
             }
         }
         tr.log(&m)?;
         progress(&StepReport { step, total: cfg.common.steps, metrics: m.clone() });
-        let save = tr.done() || step % cfg.common.save_every == 0;
+        let save = tr.done() || step.is_multiple_of(cfg.common.save_every);
         if save {
             tr.save(serde_json::to_value(pos).unwrap_or(Value::Null), &m)?;
         }
@@ -592,7 +592,7 @@ mod tests {
         let rr = Tensor::new(&[-3.0f32, -2.5], &dev).unwrap();
         let out = dpo_loss(pc.as_tensor(), pr.as_tensor(), &rc, &rr, 0.5).unwrap();
         let l = out.loss.to_scalar::<f32>().unwrap();
-        assert!((l - 0.761_870_98).abs() < 1e-6, "{l}");
+        assert!((l - 0.761_871).abs() < 1e-6, "{l}");
         let g = out.loss.backward().unwrap();
         let gc = g.get(pc.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
         let gr = g.get(pr.as_tensor()).unwrap().to_vec1::<f32>().unwrap();

@@ -331,14 +331,14 @@ fn offline(
         pos.train_wall_seconds = budget.spent;
         m.insert("train_wall_seconds".into(), Value::from(budget.spent));
         let step = tr.step();
-        if tr.done() || (cfg.common.eval_every > 0 && step % cfg.common.eval_every == 0) {
+        if tr.done() || (cfg.common.eval_every > 0 && step.is_multiple_of(cfg.common.eval_every)) {
             if let Some(acc) = eval_now(&tr)? {
                 m.insert("eval_greedy_acc".into(), Value::from(acc));
             }
         }
         tr.log(&m)?;
         progress(&StepReport { step, total: cfg.common.steps, metrics: m.clone() });
-        let save = tr.done() || step % cfg.common.save_every == 0;
+        let save = tr.done() || step.is_multiple_of(cfg.common.save_every);
         if save {
             tr.save(serde_json::to_value(pos).unwrap_or(Value::Null), &m)?;
         }
@@ -444,14 +444,14 @@ fn online(
         budget.add(t0.elapsed().as_secs_f64());
         m.insert("train_wall_seconds".into(), Value::from(budget.spent));
         let step = tr.step();
-        if tr.done() || (cfg.common.eval_every > 0 && step % cfg.common.eval_every == 0) {
+        if tr.done() || (cfg.common.eval_every > 0 && step.is_multiple_of(cfg.common.eval_every)) {
             if let Some(acc) = eval_now(&tr)? {
                 m.insert("eval_greedy_acc".into(), Value::from(acc));
             }
         }
         tr.log(&m)?;
         progress(&StepReport { step, total: cfg.common.steps, metrics: m.clone() });
-        let save = tr.done() || step % cfg.common.save_every == 0;
+        let save = tr.done() || step.is_multiple_of(cfg.common.save_every);
         if save {
             tr.save(serde_json::json!({ "train_wall_seconds": budget.spent }), &m)?;
         }
