@@ -303,6 +303,11 @@ pub struct GrpoConfig {
     pub ref_reset_every: u64,
     /// Held-out questions for the greedy accuracy.
     pub eval_questions: usize,
+    /// Wall-clock budget in minutes for the exploration/update stages (held-out evaluations not
+    /// counted; 0: no limit). When it is spent the run stops before the next stage, evaluates,
+    /// saves and returns, so "GRPO for at most N minutes" holds under any machine load. The time
+    /// used is kept in the checkpoints, so a resumed run continues the same budget.
+    pub max_minutes: f64,
 }
 
 impl Default for GrpoConfig {
@@ -334,6 +339,7 @@ impl Default for GrpoConfig {
             max_completion_len: 128,
             ref_reset_every: 0,
             eval_questions: 100,
+            max_minutes: 0.0,
         }
     }
 }
@@ -525,6 +531,14 @@ pub fn run(
             None => Ok(None),
         }
     };
+    // Training seconds spent by earlier runs of this folder (restored from the checkpoint).
+    let prior_seconds =
+        tr.resumed_data.get("train_wall_seconds").and_then(Value::as_f64).unwrap_or(0.0);
+    let mut spent = prior_seconds;
+    let budget = (cfg.max_minutes > 0.0).then_some(cfg.max_minutes * 60.0);
+    // The step whose checkpoint is on disk (the resumed one, or none on a fresh run).
+    let mut saved_step = (tr.step() > 0).then_some(tr.step());
+    let mut last_m: Map<String, Value> = Map::new();
     if tr.step() == 0 {
         if let Some(acc) = eval_now(&tr)? {
             let mut m = Map::new();
@@ -534,6 +548,9 @@ pub fn run(
         }
     }
     while !tr.done() {
+        if budget.is_some_and(|b| spent >= b) {
+            break;
+        }
         let stage_start = std::time::Instant::now();
         // --- exploration: G samples per question from pi_old (the current policy).
         let n_ex = train.examples().len();
@@ -721,6 +738,9 @@ pub fn run(
             m.extend(stage_m.clone());
             m.insert("train_seconds".into(), Value::from(train_s));
             let total_s = stage_start.elapsed().as_secs_f64();
+            // With mu > 1 the stage's generation time is counted once, at its first update.
+            spent += if _update == 0 { total_s } else { train_s };
+            m.insert("train_wall_seconds".into(), Value::from(spent));
             m.insert(
                 "tokens_per_second".into(),
                 Value::from(gstats.generated_tokens as f64 / total_s.max(1e-9)),
@@ -737,8 +757,27 @@ pub fn run(
             tr.log(&m)?;
             progress(&StepReport { step, total: cfg.common.steps, metrics: m.clone() });
             if tr.done() || step % cfg.common.save_every == 0 {
-                tr.save(serde_json::json!({}), &m)?;
+                tr.save(serde_json::json!({ "train_wall_seconds": spent }), &m)?;
+                saved_step = Some(step);
             }
+            last_m = m;
+        }
+    }
+    if !tr.done() {
+        // Stopped by the time budget: evaluate (unless this step was just evaluated) and save.
+        let step = tr.step();
+        tracing::info!(step, spent, "GRPO time budget spent");
+        if saved_step != Some(step) {
+            if !last_m.contains_key("eval_greedy_acc") {
+                if let Some(acc) = eval_now(&tr)? {
+                    let mut m = Map::new();
+                    m.insert("eval_greedy_acc".into(), Value::from(acc));
+                    tr.log(&m)?;
+                    progress(&StepReport { step, total: cfg.common.steps, metrics: m.clone() });
+                    last_m.extend(m);
+                }
+            }
+            tr.save(serde_json::json!({ "train_wall_seconds": spent }), &last_m)?;
         }
     }
     samples.finish()?;

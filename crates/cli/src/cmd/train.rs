@@ -289,6 +289,10 @@ pub struct GrpoArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     eval_questions: Option<usize>,
+    /// Wall-clock budget in minutes for sampling + updates (evaluations not counted; 0: none).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_minutes: Option<f64>,
 }
 
 /// The flags that were given, as a TOML table keyed by long flag name.

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Issue 5 "proof that it learns": a ~1M-parameter Llama trained from scratch on this CPU, then
+# GRPO (DeepSeekMath §4.1) for at most 10 minutes, evaluated before and after on held-out
+# procedural arithmetic problems (greedy, maj@8, pass@8). Report: docs/train-report.md.
+#
+#   cargo build --release --bin mathforge
+#   runs/tiny.sh                      # all stages into runs/tiny/ (about 35-45 min on 2 cores)
+#   RUN=/tmp/t GRPO_MINUTES=5 runs/tiny.sh
+#
+# Needs only the built binary and coreutils/sed. Every stage writes into its own folder and is
+# skipped when its `.done` marker exists, so a killed run resumes by running the script again
+# (the trainers themselves also resume from their newest checkpoint).
+#
+# Stages:
+#   1. data       arith problems (steps=2, every count <= 20) with worked `#### N` solutions: 20000 train, 300 held out
+#                 (disjoint by question hash, crates/tasks/src/arith.rs); the pretraining corpus is
+#                 question + solution as plain text; SFT/GRPO files carry the eval prompt's
+#                 instruction line so training and `mathforge eval --prompt-format instruct` see
+#                 the identical prompt `User: {q}\nPlease reason step by step, ...\n\nAssistant:`.
+#   2. tokenizer  byte-level BPE, 512 symbols, digits split (`mathforge tokenizer train`).
+#   3. pretrain   configs/train-tiny-pretrain.toml (from configs/train-tiny-model.json).
+#   4. sft        configs/train-tiny-sft.toml (deliberately short: RL needs room to improve).
+#   5. eval-sft   greedy and n=8 (maj@8, pass@8) on the held-out problems.
+#   6. grpo       configs/train-tiny-grpo.toml with --max-minutes $GRPO_MINUTES (wall clock of
+#                 sampling + updates; the periodic held-out evaluations are not counted).
+#   7. eval-grpo  as 5, on the GRPO checkpoint.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+MATHFORGE=${MATHFORGE:-target/release/mathforge}
+RUN=${RUN:-runs/tiny}
+GRPO_MINUTES=${GRPO_MINUTES:-10}
+N_TRAIN=${N_TRAIN:-20000}
+N_HELDOUT=${N_HELDOUT:-300}
+STEPS=${ARITH_STEPS:-2}
+MAX_VALUE=${ARITH_MAX_VALUE:-20}
+export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-2}
+
+[ -x "$MATHFORGE" ] || { echo "tiny.sh: $MATHFORGE not found; build it (cargo build --release --bin mathforge) or set MATHFORGE" >&2; exit 1; }
+mkdir -p "$RUN"
+DATA=$RUN/data
+TIMES=$RUN/stage-seconds.tsv
+# As it appears inside a JSON string (`\\boxed`), escaped once more for sed's replacement.
+INSTR='Please reason step by step, and put your final answer within \\\\boxed{}.'
+
+log() { echo "[tiny.sh $(date -u +%H:%M:%S)] $*" >&2; }
+done_marker() { [ -e "$RUN/$1.done" ]; }
+# Run stage $1 (a shell function) unless its marker exists; record its wall-clock seconds.
+stage() {
+  local name=$1
+  if done_marker "$name"; then log "$name: done already (rm $RUN/$name.done to redo)"; return; fi
+  log "$name: start"
+  local t0=$SECONDS
+  "stage_$name"
+  local dt=$((SECONDS - t0))
+  printf '%s\t%s\n' "$name" "$dt" >>"$TIMES"
+  touch "$RUN/$name.done"
+  log "$name: done in ${dt}s"
+}
+# Newest checkpoint folder of a run.
+latest() {
+  local d
+  d=$(ls -d "$1"/checkpoints/step-* 2>/dev/null | sort -t- -k2 -n | tail -n 1)
+  [ -n "$d" ] || { echo "tiny.sh: no checkpoint in $1/checkpoints" >&2; exit 1; }
+  echo "$d"
+}
+
+stage_data() {
+  mkdir -p "$DATA"
+  "$MATHFORGE" eval --data "arith:split=train,steps=$STEPS,max_value=$MAX_VALUE,n=$N_TRAIN" --write-data "$DATA/train.jsonl" --out "$DATA/.gen" >/dev/null
+  "$MATHFORGE" eval --data "arith:split=heldout,steps=$STEPS,max_value=$MAX_VALUE,n=$N_HELDOUT" --write-data "$DATA/heldout.jsonl" --out "$DATA/.gen" >/dev/null
+  # Records are {"answer","id","question","steps"} with sorted keys and no quotes inside the
+  # strings (the generator's vocabulary has none), so sed can rewrite them safely.
+  sed -E 's/^\{"answer":"(.*)","id":"[^"]*","question":"(.*)","steps":"[0-9]+"\}$/{"text":"\2\\n\1"}/' \
+    "$DATA/train.jsonl" >"$DATA/pretrain.jsonl.tmp"
+  for s in train heldout; do
+    sed -E "s/\",\"steps\":\"([0-9]+)\"\}\$/\\\\n${INSTR}\",\"steps\":\"\1\"}/" "$DATA/$s.jsonl" >"$DATA/sft-$s.jsonl.tmp"
+  done
+  # The chat template and the instruction line, so the tokenizer learns their merges too.
+  for _ in $(seq 2000); do
+    echo 'User: Please reason step by step, and put your final answer within \boxed{}.'
+    echo 'Assistant: #### 5'
+  done >"$DATA/template.txt"
+  local n
+  for f in pretrain.jsonl sft-train.jsonl sft-heldout.jsonl; do
+    n=$(grep -c . "$DATA/$f.tmp")
+    if [ "$f" = sft-heldout.jsonl ]; then want=$N_HELDOUT; else want=$N_TRAIN; fi
+    [ "$n" -eq "$want" ] || { echo "tiny.sh: $f has $n lines, expected $want" >&2; exit 1; }
+    mv "$DATA/$f.tmp" "$DATA/$f"
+  done
+  grep -q 'within \\\\boxed{}' "$DATA/sft-heldout.jsonl" && ! grep -q '"text":"{' "$DATA/pretrain.jsonl" \
+    || { echo "tiny.sh: data rewrite failed (generator format changed?)" >&2; exit 1; }
+}
+
+stage_tokenizer() {
+  rm -rf "$RUN/tokenizer"
+  "$MATHFORGE" tokenizer train --input "$DATA/pretrain.jsonl" "$DATA/template.txt" --vocab-size 512 --out "$RUN/tokenizer"
+}
+
+stage_pretrain() {
+  "$MATHFORGE" train pretrain --config configs/train-tiny-pretrain.toml --out "$RUN/base" \
+    --model-config configs/train-tiny-model.json --tokenizer "$RUN/tokenizer" \
+    --data "arith:1:$DATA/pretrain.jsonl"
+}
+
+stage_sft() {
+  "$MATHFORGE" train sft --config configs/train-tiny-sft.toml --out "$RUN/sft" --init "$(latest "$RUN/base")" \
+    --train-file "$DATA/sft-train.jsonl" --eval-file "$DATA/sft-heldout.jsonl"
+}
+
+# Held-out evaluation of checkpoint $2 into $RUN/eval/$1-{greedy,n8}.
+evaluate() {
+  local spec="arith:split=heldout,steps=$STEPS,max_value=$MAX_VALUE,n=$N_HELDOUT"
+  "$MATHFORGE" eval --data "$spec" --model "$2" --max-tokens 96 --out "$RUN/eval/$1-greedy"
+  "$MATHFORGE" eval --data "$spec" --model "$2" --max-tokens 96 --n 8 --temperature 0.7 --seed 1 --out "$RUN/eval/$1-n8"
+}
+
+stage_eval_sft() { evaluate sft "$(latest "$RUN/sft")"; }
+
+stage_grpo() {
+  "$MATHFORGE" train grpo --config configs/train-tiny-grpo.toml --out "$RUN/grpo" --init "$(latest "$RUN/sft")" \
+    --train-data "$DATA/sft-train.jsonl" --eval-data "$DATA/sft-heldout.jsonl" --max-minutes "$GRPO_MINUTES"
+}
+
+stage_eval_grpo() { evaluate grpo "$(latest "$RUN/grpo")"; }
+
+for s in data tokenizer pretrain sft eval_sft grpo eval_grpo; do stage "$s"; done
+
+# Summary: before/after table from the eval summaries.
+metric() { grep -o "\"$2\": *[0-9.]*" "$RUN/eval/$1/summary.json" | head -n 1 | sed 's/.*: *//'; }
+{
+  echo "| checkpoint | greedy | maj@8 | pass@8 |"
+  echo "|---|---|---|---|"
+  for m in sft grpo; do
+    echo "| $m | $(metric "$m-greedy" accuracy) | $(metric "$m-n8" maj@8) | $(metric "$m-n8" pass@8) |"
+  done
+} | tee "$RUN/summary.md"
+log "stage wall-clock seconds: $(tr '\t\n' '= ' <"$TIMES")"
