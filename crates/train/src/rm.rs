@@ -443,6 +443,24 @@ impl RewardScorer {
     }
 }
 
+/// Replace the rewards of GRPO/PPO rollouts by the reward model's `sigmoid(score)` (the hook
+/// `train grpo --reward-model DIR` calls after the verifier has rewarded the groups).
+pub fn rescore_rollouts(
+    scorer: &RewardScorer,
+    groups: &mut [Vec<crate::grpo::Rollout>],
+) -> Result<()> {
+    let pairs: Vec<(&[u32], &[u32])> = groups
+        .iter()
+        .flatten()
+        .map(|r| (r.prompt_ids.as_slice(), r.completion_ids.as_slice()))
+        .collect();
+    let scores = scorer.score(&pairs)?;
+    for (r, x) in groups.iter_mut().flatten().zip(scores) {
+        r.reward = x;
+    }
+    Ok(())
+}
+
 fn open_tokenizer(cfg: &CommonConfig) -> Result<(Tokenizer, Option<PathBuf>)> {
     let p = cfg.tokenizer_path()?;
     let tok =

@@ -126,6 +126,19 @@ fn orm_trains_evaluates_resumes_and_scores() {
         .unwrap();
     assert_eq!(s.len(), 2);
     assert!(s.iter().all(|x| (0.0..=1.0).contains(x)), "{s:?}");
+    // GRPO's hook: rollouts rewarded 0/1 by the verifier get the model's probabilities.
+    let ro = |c: Vec<u32>| mathforge_train::grpo::Rollout {
+        example: 0,
+        prompt_ids: vec![0, 5, 6],
+        completion_ids: c,
+        text: String::new(),
+        reward: 1.0,
+        truncated: false,
+    };
+    let mut groups = vec![vec![ro(vec![7, 1]), ro(vec![9])]];
+    mathforge_train::rm::rescore_rollouts(&scorer, &mut groups).unwrap();
+    assert!((groups[0][0].reward - s[0]).abs() < 1e-9, "{} vs {}", groups[0][0].reward, s[0]);
+    assert!(groups[0][1].reward > 0.0 && groups[0][1].reward < 1.0);
     // A causal LM folder is not a reward model.
     let err = RewardScorer::load(d, 2, &candle_core::Device::Cpu).err().unwrap().to_string();
     assert!(err.contains("not a reward model"), "{err}");
