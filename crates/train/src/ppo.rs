@@ -128,6 +128,38 @@ impl Default for PpoConfig {
     }
 }
 
+/// [`crate::config::resolve`] with `T::default()` as the base table. serde's `flatten` fills
+/// the common keys a file and the flags leave out from `CommonConfig::default()` (lr 1e-3,
+/// cosine, 10 warmup steps), not from the trainer's own defaults (PPO: lr 1e-5, constant, no
+/// warmup); seeding the table with the trainer's defaults keeps them. Errors (unknown keys, bad
+/// values) still name the file and the key: the plain resolution runs first.
+pub fn resolve_config<T>(file: Option<&Path>, overrides: Value) -> Result<T>
+where
+    T: Serialize + serde::de::DeserializeOwned + Default,
+{
+    let _checked: T = crate::config::resolve(file, overrides.clone())?;
+    let mut table: toml::Table = crate::config::to_toml(&T::default())?
+        .parse()
+        .map_err(|e| Error::Msg(format!("default config: {e}")))?;
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let given: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::Config {
+            file: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        table.extend(given);
+    }
+    let merged = serde_json::to_value(table).map_err(|e| Error::Msg(e.to_string()))?;
+    let mut merged = match merged {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    if let Value::Object(flags) = overrides {
+        merged.extend(flags);
+    }
+    crate::config::resolve(None, Value::Object(merged))
+}
+
 /// Generalized advantage estimation for one completion: `(advantages, returns)`, with the value
 /// after the last token taken as 0 (the episode ends with the completion).
 pub fn gae(rewards: &[f64], values: &[f64], gamma: f64, lam: f64) -> (Vec<f64>, Vec<f64>) {
@@ -748,6 +780,25 @@ pub fn run(
 mod tests {
     use super::*;
     use candle_core::Var;
+
+    /// The trainer's own defaults survive `flatten`; file and flags still override them.
+    #[test]
+    fn resolve_keeps_trainer_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("p.toml");
+        std::fs::write(&f, "warmup-steps = 3\nvf-coef = 0.5\n").unwrap();
+        let c: PpoConfig =
+            resolve_config(Some(&f), serde_json::json!({"lr": 2e-4, "init": "m"})).unwrap();
+        assert_eq!(c.common.lr, 2e-4);
+        assert_eq!(c.common.warmup_steps, 3);
+        assert_eq!(c.vf_coef, 0.5);
+        assert_eq!(c.common.schedule, crate::schedule::ScheduleKind::Constant);
+        assert_eq!(c.common.weight_decay, 0.0);
+        assert_eq!(c.common.init.as_deref(), Some("m"));
+        std::fs::write(&f, "vf_coef = 0.5\n").unwrap();
+        let err = resolve_config::<PpoConfig>(Some(&f), Value::Null).err().unwrap().to_string();
+        assert!(err.contains("p.toml") && err.contains("`vf_coef`"), "{err}");
+    }
 
     #[test]
     fn gae_hand_values() {

@@ -192,7 +192,7 @@ fn reporter(total: u64, what: &str) -> (indicatif::ProgressBar, impl FnMut(&Step
 /// Run `mathforge train ppo`.
 pub fn run_ppo(a: PpoArgs) -> anyhow::Result<()> {
     let cfg: PpoConfig =
-        mathforge_train::config::resolve(a.common.config.as_deref(), overrides(&a)?)?;
+        mathforge_train::ppo::resolve_config(a.common.config.as_deref(), overrides(&a)?)?;
     let (pb, f) = reporter(cfg.common.steps, "ppo");
     let dir = mathforge_train::ppo::run(&cfg, git_commit(), f)?;
     pb.finish();
@@ -203,7 +203,7 @@ pub fn run_ppo(a: PpoArgs) -> anyhow::Result<()> {
 /// Run `mathforge train rm`.
 pub fn run_rm(a: RmArgs) -> anyhow::Result<()> {
     let cfg: RmConfig =
-        mathforge_train::config::resolve(a.common.config.as_deref(), overrides(&a)?)?;
+        mathforge_train::ppo::resolve_config(a.common.config.as_deref(), overrides(&a)?)?;
     let (pb, f) = reporter(cfg.common.steps, "rm");
     let dir = mathforge_train::rm::run(&cfg, git_commit(), f)?;
     pb.finish();
