@@ -235,6 +235,8 @@ fn ppo_trains_policy_and_critic_with_a_reward_model_and_resumes() {
         mu: 2,
         max_completion_len: 8,
         reward_model: Some(rm_run.join("checkpoints/step-2").display().to_string()),
+        // The critic starts from the reward model (backbone and score head).
+        critic_init: Some(rm_run.join("checkpoints/step-2").display().to_string()),
         ..Default::default()
     };
     let run = mathforge_train::ppo::run(&c, None, |_| {}).unwrap();
