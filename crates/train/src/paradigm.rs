@@ -482,8 +482,9 @@ impl Budget {
     }
 
     /// After the step loop: when the budget (not `steps`) ended the run, log a held-out
-    /// evaluation unless the last step had one, and save a checkpoint with data position `data`
-    /// unless the last step was saved.
+    /// evaluation of the final weights unless its last step had one (and unless no step ran in
+    /// this invocation: a rerun of a spent run logs nothing), and save a checkpoint with data
+    /// position `data` unless the last step was saved.
     pub fn finish(
         &mut self,
         tr: &mut crate::trainer::Trainer,
@@ -492,11 +493,11 @@ impl Budget {
         progress: &mut dyn FnMut(&crate::trainer::StepReport),
     ) -> Result<()> {
         let step = tr.step();
-        if tr.done() || self.saved_step == Some(step) {
+        if tr.done() {
             return Ok(());
         }
         tracing::info!(step, spent = self.spent, "time budget spent");
-        if !self.last.contains_key("eval_greedy_acc") {
+        if !self.last.is_empty() && !self.last.contains_key("eval_greedy_acc") {
             if let Some(acc) = eval_now(tr)? {
                 let mut m = serde_json::Map::new();
                 m.insert("eval_greedy_acc".into(), serde_json::Value::from(acc));
@@ -509,9 +510,11 @@ impl Budget {
                 self.last.extend(m);
             }
         }
-        let last = self.last.clone();
-        tr.save(data, &last)?;
-        self.saved_step = Some(step);
+        if self.saved_step != Some(step) {
+            let last = self.last.clone();
+            tr.save(data, &last)?;
+            self.saved_step = Some(step);
+        }
         Ok(())
     }
 }

@@ -371,7 +371,8 @@ fn time_budget_stops_and_is_kept_across_resume() {
     let cfg = RftConfig {
         common: common("online-budget", &f.sft, 50),
         train_data: task(),
-        eval_data: None,
+        eval_data: Some(task()),
+        eval_questions: 2,
         online: true,
         samples_per_question: 2,
         questions_per_step: 2,
@@ -381,9 +382,11 @@ fn time_budget_stops_and_is_kept_across_resume() {
     };
     let run = mathforge_train::rft::run(&cfg, None, |_| {}).unwrap();
     let m = metrics(&run);
-    assert_eq!(steps(&m), vec![1], "one step spends the budget");
-    assert!(m[0]["train_wall_seconds"].as_f64().unwrap() > 0.0);
+    // Step 0: evaluation of the SFT model; step 1 spends the budget; then the final evaluation.
+    assert_eq!(steps(&m), vec![0, 1, 1], "one step spends the budget");
+    assert!(m[1]["train_wall_seconds"].as_f64().unwrap() > 0.0);
+    assert!(m[1].get("eval_greedy_acc").is_none() && m[2].get("eval_greedy_acc").is_some());
     assert!(run.join("checkpoints/step-1/meta.json").exists(), "saved at the stop");
     mathforge_train::rft::run(&cfg, None, |_| {}).unwrap();
-    assert_eq!(steps(&metrics(&run)), vec![1], "the resumed run has no budget left");
+    assert_eq!(metrics(&run).len(), 3, "the resumed run has no budget left and logs nothing");
 }
