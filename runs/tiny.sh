@@ -127,13 +127,17 @@ stage_eval_grpo() { evaluate grpo "$(latest "$RUN/grpo")"; }
 
 for s in data tokenizer pretrain sft eval_sft grpo eval_grpo; do stage "$s"; done
 
-# Summary: before/after table from the eval summaries.
-metric() { grep -o "\"$2\": *[0-9.]*" "$RUN/eval/$1/summary.json" | head -n 1 | sed 's/.*: *//'; }
+# Summary: before/after table (percent) from the eval summaries.
+metric() {
+  local v
+  v=$(grep -o "\"$2\": *[0-9.]*" "$RUN/eval/$1/summary.json" | head -n 1 | sed 's/.*: *//')
+  awk -v v="$v" 'BEGIN { printf "%.1f", 100 * v }'
+}
 {
   echo "| checkpoint | greedy | maj@8 | pass@8 |"
   echo "|---|---|---|---|"
   for m in sft grpo; do
-    echo "| $m | $(metric "$m-greedy" accuracy) | $(metric "$m-n8" maj@8) | $(metric "$m-n8" pass@8) |"
+    echo "| $m | $(metric "$m-greedy" accuracy) | $(metric "$m-n8" maj_at_k) | $(metric "$m-n8" pass@8) |"
   done
 } | tee "$RUN/summary.md"
 log "stage wall-clock seconds: $(tr '\t\n' '= ' <"$TIMES")"
