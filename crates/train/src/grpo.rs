@@ -308,6 +308,9 @@ pub struct GrpoConfig {
     /// saves and returns, so "GRPO for at most N minutes" holds under any machine load. The time
     /// used is kept in the checkpoints, so a resumed run continues the same budget.
     pub max_minutes: f64,
+    /// Outcome reward model folder (`mathforge train rm`) whose `sigmoid(score)` replaces the
+    /// verifier's 0/1 reward; `accuracy` still counts verifier-correct samples.
+    pub reward_model: Option<String>,
 }
 
 impl Default for GrpoConfig {
@@ -340,6 +343,7 @@ impl Default for GrpoConfig {
             ref_reset_every: 0,
             eval_questions: 100,
             max_minutes: 0.0,
+            reward_model: None,
         }
     }
 }
@@ -496,7 +500,7 @@ pub fn run(
         });
     }
     let eval = cfg.eval_data.as_deref().map(open_task).transpose()?;
-    let frozen = usize::from(cfg.beta != 0.0);
+    let frozen = usize::from(cfg.beta != 0.0) + usize::from(cfg.reward_model.is_some());
     let seq = 64 + cfg.max_completion_len;
     let mut tr = Trainer::open(
         "grpo",
@@ -508,6 +512,10 @@ pub fn run(
         git_commit,
     )?;
     let mut reference = if cfg.beta != 0.0 { Some(frozen_copy(&tr)?) } else { None };
+    let scorer = match &cfg.reward_model {
+        Some(d) => Some(crate::rm::RewardScorer::load(d, tok.pad_id(), &tr.device)?),
+        None => None,
+    };
     let mut samples = mathforge_io::jsonl::JsonlWriter::create(
         tr.run_dir.join(format!("samples-{}.jsonl", tr.step())),
     )?;
@@ -596,6 +604,10 @@ pub fn run(
                     .collect(),
             );
         }
+        let verified = rollouts.iter().flatten().filter(|r| r.reward >= 1.0).count() as f64;
+        if let Some(s) = &scorer {
+            crate::rm::rescore_rollouts(s, &mut rollouts)?;
+        }
         let rewards: Vec<Vec<f64>> =
             rollouts.iter().map(|g| g.iter().map(|r| r.reward).collect()).collect();
         let (adv, zero_std) = outcome_advantages(&rewards, cfg.reward_scaling);
@@ -629,7 +641,7 @@ pub fn run(
         stage_m.insert("reward_std".into(), Value::from(rstd));
         stage_m.insert(
             "accuracy".into(),
-            Value::from(all.iter().filter(|r| r.reward >= 1.0).count() as f64 / n_all),
+            Value::from(verified / n_all),
         );
         stage_m.insert(
             "zero_std_frac".into(),

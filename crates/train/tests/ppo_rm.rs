@@ -304,3 +304,31 @@ fn ppo_time_budget_stops_saves_and_evaluates() {
     assert!(run.join("checkpoints/step-1/meta.json").exists());
     assert!(run.join("critic/checkpoints/step-1/meta.json").exists());
 }
+
+#[test]
+fn grpo_rewards_from_a_reward_model() {
+    let (dir, tok, cfg) = setup();
+    let d = dir.path();
+    write_jsonl(&d.join("orm.jsonl"), &orm_rows(16));
+    let rm = RmConfig {
+        common: common(&d.join("rm"), &tok, &cfg, 1),
+        train_file: Some(d.join("orm.jsonl").display().to_string()),
+        ..Default::default()
+    };
+    let rm_run = mathforge_train::rm::run(&rm, None, |_| {}).unwrap();
+    let c = mathforge_train::grpo::GrpoConfig {
+        common: common(&d.join("grpo"), &tok, &cfg, 1),
+        train_data: "arith:split=train,steps=1,n=20".into(),
+        eval_questions: 2,
+        group_size: 2,
+        questions_per_step: 2,
+        max_completion_len: 4,
+        reward_model: Some(rm_run.join("checkpoints/step-1").display().to_string()),
+        ..Default::default()
+    };
+    let run = mathforge_train::grpo::run(&c, None, |_| {}).unwrap();
+    let m = metrics(&run);
+    let r = m[1]["reward_mean"].as_f64().unwrap();
+    assert!(r > 0.0 && r < 1.0, "reward_mean {r}: not RM probabilities");
+    assert_eq!(m[1]["accuracy"].as_f64(), Some(0.0), "verifier accuracy of a random model");
+}

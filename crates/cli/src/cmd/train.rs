@@ -293,6 +293,10 @@ pub struct GrpoArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     max_minutes: Option<f64>,
+    /// Outcome reward model folder (train rm) scoring completions instead of the verifier.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reward_model: Option<String>,
 }
 
 /// The flags that were given, as a TOML table keyed by long flag name.
