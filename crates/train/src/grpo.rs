@@ -304,7 +304,8 @@ pub struct GrpoConfig {
     /// Held-out questions for the greedy accuracy.
     pub eval_questions: usize,
     /// Wall-clock budget in minutes for the exploration/update stages (held-out evaluations not
-    /// counted; 0: no limit). When it is spent the run stops before the next stage, evaluates,
+    /// counted; 0: no limit). A stage starts only if, taking as long as the previous one, it ends
+    /// within the budget; otherwise the run stops, evaluates,
     /// saves and returns, so "GRPO for at most N minutes" holds under any machine load. The time
     /// used is kept in the checkpoints, so a resumed run continues the same budget.
     pub max_minutes: f64,
@@ -555,8 +556,10 @@ pub fn run(
             progress(&StepReport { step: 0, total: cfg.common.steps, metrics: m });
         }
     }
+    // Duration of the last stage: a stage is only started when it should end within the budget.
+    let mut last_stage = 0.0;
     while !tr.done() {
-        if budget.is_some_and(|b| spent >= b) {
+        if budget.is_some_and(|b| spent + last_stage > b) {
             break;
         }
         let stage_start = std::time::Instant::now();
@@ -751,7 +754,9 @@ pub fn run(
             m.insert("train_seconds".into(), Value::from(train_s));
             let total_s = stage_start.elapsed().as_secs_f64();
             // With mu > 1 the stage's generation time is counted once, at its first update.
-            spent += if _update == 0 { total_s } else { train_s };
+            let this_stage = if _update == 0 { total_s } else { train_s };
+            spent += this_stage;
+            last_stage = if _update == 0 { this_stage } else { last_stage + this_stage };
             m.insert("train_wall_seconds".into(), Value::from(spent));
             m.insert(
                 "tokens_per_second".into(),
