@@ -300,11 +300,11 @@ pub struct GrpoArgs {
 }
 
 /// The flags that were given, as a TOML table keyed by long flag name.
-fn overrides<T: Serialize>(args: &T) -> anyhow::Result<serde_json::Value> {
+pub(super) fn overrides<T: Serialize>(args: &T) -> anyhow::Result<serde_json::Value> {
     serde_json::to_value(args).context("converting flags to config keys")
 }
 
-fn git_commit() -> Option<String> {
+pub(super) fn git_commit() -> Option<String> {
     let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

@@ -2,8 +2,8 @@
 //! a critic, DeepSeekMath §4.1 eq. 1-2) and `mathforge_train::rm` (outcome / process reward models,
 //! §4.1.2-§4.1.3). As for every trainer, each long flag is also a key of `--config FILE.toml`,
 //! flags override the file, and running the same command again resumes the run.
+use super::train::{git_commit, overrides};
 use crate::cmd::train::CommonArgs;
-use anyhow::Context;
 use clap::Args;
 use mathforge_train::grpo::LossAggregation;
 use mathforge_train::ppo::PpoConfig;
@@ -162,14 +162,7 @@ pub struct RmArgs {
     max_len: Option<usize>,
 }
 
-fn overrides<T: Serialize>(args: &T) -> anyhow::Result<serde_json::Value> {
-    serde_json::to_value(args).context("converting flags to config keys")
-}
 
-fn git_commit() -> Option<String> {
-    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
 
 fn reporter(total: u64, what: &str) -> (indicatif::ProgressBar, impl FnMut(&StepReport)) {
     let pb = crate::util::progress(total, what);

@@ -3,8 +3,8 @@
 //! methods of DeepSeekMath's unified paradigm (§5.2, Table 10). As for every trainer, each long
 //! flag is also a key of `--config FILE.toml`, flags override the file, and running the same
 //! command again resumes the run.
+use super::train::{git_commit, overrides};
 use crate::cmd::train::CommonArgs;
-use anyhow::Context;
 use clap::Args;
 use mathforge_train::dpo::DpoConfig;
 use mathforge_train::rft::RftConfig;
@@ -146,15 +146,7 @@ pub struct DpoArgs {
     max_minutes: Option<f64>,
 }
 
-/// The flags that were given, as a table keyed by long flag name.
-fn overrides<T: Serialize>(args: &T) -> anyhow::Result<serde_json::Value> {
-    serde_json::to_value(args).context("converting flags to config keys")
-}
 
-fn git_commit() -> Option<String> {
-    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
 
 /// A progress bar with ETA over the optimizer steps; while the offline data is being sampled
 /// (step 0 reports with `sampled_questions`) its message counts the questions.
