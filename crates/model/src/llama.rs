@@ -21,6 +21,7 @@
 //! Every op used has a backward (see `nn.rs`), so the same `forward` trains.
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::fused;
 use crate::nn::{apply_rope, attention_bias, compute_dtype, softmax_last_dim, Embedding, Linear, RmsNorm, Rope};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
@@ -113,6 +114,17 @@ impl Attention {
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let (nh, nkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        if cache.is_none() {
+            // Whole-sequence path (training, scoring, prefill without a cache): the fused kernels
+            // of `fused.rs` in the projections' own [B, T, heads, d] layout, no transposes.
+            let q = self.q_proj.forward(x)?.reshape((b, t, nh, d))?;
+            let k = self.k_proj.forward(x)?.reshape((b, t, nkv, d))?;
+            let v = self.v_proj.forward(x)?.reshape((b, t, nkv, d))?;
+            let q = fused::rope(&q, cos, sin)?;
+            let k = fused::rope(&k, cos, sin)?;
+            let out = fused::attention(&q, &k, &v, bias, 1.0 / (d as f64).sqrt())?;
+            return Ok(self.o_proj.forward(&out.reshape((b, t, nh * d))?)?);
+        }
         let q = self.q_proj.forward(x)?.reshape((b, t, nh, d))?.transpose(1, 2)?.contiguous()?;
         let k = self.k_proj.forward(x)?.reshape((b, t, nkv, d))?.transpose(1, 2)?.contiguous()?;
         let v = self.v_proj.forward(x)?.reshape((b, t, nkv, d))?.transpose(1, 2)?.contiguous()?;
@@ -166,8 +178,8 @@ impl Mlp {
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         // SwiGLU (Shazeer 2020): down(silu(gate(x)) * up(x)).
-        let g = crate::nn::silu(&self.gate_proj.forward(x)?)?;
-        self.down_proj.forward(&(g * self.up_proj.forward(x)?)?)
+        let g = fused::swiglu(&self.gate_proj.forward(x)?, &self.up_proj.forward(x)?)?;
+        self.down_proj.forward(&g)
     }
 }
 

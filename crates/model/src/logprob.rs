@@ -43,10 +43,10 @@ pub fn token_logprobs_from_hidden(model: &Llama, hidden: &Tensor, targets: &Tens
         let len = chunk.min(t - s);
         let logits = model.logits(&hidden.narrow(1, s, len)?)?;
         let logits = logits.to_dtype(stat_dtype(logits.dtype()))?;
-        let lse = logsumexp_keepdim(&logits)?;
-        let idx = targets.narrow(1, s, len)?.contiguous()?.unsqueeze(2)?;
-        let picked = logits.gather(&idx, 2)?;
-        parts.push((picked - lse)?.squeeze(2)?);
+        let (b, _, v) = logits.dims3()?;
+        let tg = targets.narrow(1, s, len)?.contiguous()?.flatten_all()?;
+        let lp = crate::fused::target_logprobs(&logits.reshape((b * len, v))?, &tg)?;
+        parts.push(lp.reshape((b, len))?);
         s += len;
     }
     if parts.is_empty() {

@@ -104,11 +104,7 @@ impl RmsNorm {
 
 impl Module for RmsNorm {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let dt = x.dtype();
-        let xc = x.to_dtype(compute_dtype(dt))?;
-        let inv = (xc.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?.sqrt()?.recip()?;
-        let normed = xc.broadcast_mul(&inv)?.to_dtype(dt)?;
-        normed.broadcast_mul(&self.weight)
+        crate::fused::rms_norm(x, &self.weight, self.eps)
     }
 }
 

@@ -5,7 +5,7 @@
 use super::util::*;
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
-use mathforge_model::checkpoint;
+use mathforge_model::{checkpoint, fused};
 use mathforge_model::llama::{Attention, Mlp};
 use mathforge_model::nn::{apply_rope, attention_bias, RmsNorm, Rope};
 
@@ -174,5 +174,89 @@ fn full_decoder_gradients_through_chunked_logprobs() {
         let vars: Vec<(&str, Var)> = names.iter().map(|n| (*n, get(&vm, n))).collect();
         let refs: Vec<(&str, &Var)> = vars.iter().map(|(n, v)| (*n, v)).collect();
         check(&refs, &loss, 12);
+    }
+}
+
+#[test]
+fn fused_rope_gradients() {
+    // [B, T, heads, d] layout, as the projections produce it.
+    let x = var(randn(&[2, 5, 3, 8], 12));
+    let rope = Rope::new(8, 100.0, 2.0, &Device::Cpu).unwrap();
+    let pos = Tensor::new(vec![vec![0u32, 1, 2, 3, 4], vec![0, 0, 0, 1, 2]], &Device::Cpu).unwrap();
+    let (cos, sin) = rope.cos_sin(&pos, DType::F64).unwrap();
+    let loss = || weighted_sum(&fused::rope(x.as_tensor(), &cos, &sin).unwrap(), 13);
+    check(&[("x", &x)], &loss, 80);
+    // Same values as the composed rotate-half op on the [B, heads, T, d] layout.
+    let a = fused::rope(x.as_tensor(), &cos, &sin).unwrap();
+    let b = apply_rope(&x.as_tensor().transpose(1, 2).unwrap(), &cos, &sin).unwrap().transpose(1, 2).unwrap();
+    assert!(max_abs_diff(&a, &b) < 1e-12);
+}
+
+#[test]
+fn fused_target_logprob_gradients() {
+    let logits = var(randn(&[6, 11], 14).affine(3.0, 0.0).unwrap());
+    let targets = Tensor::new(&[0u32, 10, 3, 3, 7, 1], &Device::Cpu).unwrap();
+    let loss = || weighted_sum(&fused::target_logprobs(logits.as_tensor(), &targets).unwrap(), 15);
+    check(&[("logits", &logits)], &loss, 66);
+    let bad = Tensor::new(&[0u32, 11, 3, 3, 7, 1], &Device::Cpu).unwrap();
+    let err = fused::target_logprobs(logits.as_tensor(), &bad).unwrap_err().to_string();
+    assert!(err.contains("11") && err.contains("vocabulary"), "{err}");
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
+}
+
+/// The fused attention against the composed one (values and all three gradients), in f32 and f64,
+/// with GQA, left padding, and more query rows than one block of the fused kernel (128).
+#[test]
+fn fused_attention_matches_composed_ops() {
+    for dtype in [DType::F64, DType::F32] {
+        let (b, t, nh, nkv, d) = (2, 150, 4, 2, 8);
+        let mut mask = vec![vec![1f32; t]; b];
+        mask[1][..17].iter_mut().for_each(|m| *m = 0.0);
+        let bias = attention_bias(&mask, 0, t, dtype, &Device::Cpu).unwrap();
+        let q = var(randn(&[b, t, nh, d], 21).to_dtype(dtype).unwrap());
+        let k = var(randn(&[b, t, nkv, d], 22).to_dtype(dtype).unwrap());
+        let v = var(randn(&[b, t, nkv, d], 23).to_dtype(dtype).unwrap());
+        let w = randn(&[b, t, nh, d], 24).to_dtype(dtype).unwrap();
+        let run = |f: &dyn Fn(&Tensor, &Tensor, &Tensor, &Tensor, f64) -> candle_core::Result<Tensor>| {
+            let y = f(q.as_tensor(), k.as_tensor(), v.as_tensor(), &bias, 0.35).unwrap();
+            let g = (&y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let grads: Vec<Tensor> = [&q, &k, &v].iter().map(|x| g.get(x.as_tensor()).unwrap().clone()).collect();
+            (y, grads)
+        };
+        let (yf, gf) = run(&fused::attention);
+        let (yc, gc) = run(&fused::attention_composed);
+        let tol = if dtype == DType::F64 { 1e-10 } else { 2e-5 };
+        assert!(max_abs_diff(&yf, &yc) < tol, "{dtype:?} output: {}", max_abs_diff(&yf, &yc));
+        for (name, (a, c)) in ["dq", "dk", "dv"].iter().zip(gf.iter().zip(&gc)) {
+            assert!(max_abs_diff(a, c) < tol, "{dtype:?} {name}: {}", max_abs_diff(a, c));
+        }
+    }
+}
+
+#[test]
+fn fused_swiglu_and_rmsnorm_match_composed_ops_in_f32() {
+    let a = var(randn(&[3, 7, 16], 31).affine(4.0, 0.0).unwrap().to_dtype(DType::F32).unwrap());
+    let u = var(randn(&[3, 7, 16], 32).to_dtype(DType::F32).unwrap());
+    let w = randn(&[3, 7, 16], 33).to_dtype(DType::F32).unwrap();
+    let f = fused::swiglu(a.as_tensor(), u.as_tensor()).unwrap();
+    let c = (a.as_tensor().silu().unwrap() * u.as_tensor()).unwrap();
+    assert!(max_abs_diff(&f, &c) < 1e-5);
+    let gf = (&f * &w).unwrap().sum_all().unwrap().backward().unwrap();
+    let gc = (&c * &w).unwrap().sum_all().unwrap().backward().unwrap();
+    for x in [&a, &u] {
+        assert!(max_abs_diff(gf.get(x.as_tensor()).unwrap(), gc.get(x.as_tensor()).unwrap()) < 1e-5);
+    }
+    let nw = var(randn(&[16], 34).affine(0.5, 1.0).unwrap().to_dtype(DType::F32).unwrap());
+    let f = fused::rms_norm(u.as_tensor(), nw.as_tensor(), 1e-6).unwrap();
+    let inv = (u.as_tensor().sqr().unwrap().mean_keepdim(2).unwrap() + 1e-6).unwrap().sqrt().unwrap().recip().unwrap();
+    let c = u.as_tensor().broadcast_mul(&inv).unwrap().broadcast_mul(nw.as_tensor()).unwrap();
+    assert!(max_abs_diff(&f, &c) < 1e-5);
+    let gf = (&f * &w).unwrap().sum_all().unwrap().backward().unwrap();
+    let gc = (&c * &w).unwrap().sum_all().unwrap().backward().unwrap();
+    for x in [&u, &nw] {
+        assert!(max_abs_diff(gf.get(x.as_tensor()).unwrap(), gc.get(x.as_tensor()).unwrap()) < 1e-4);
     }
 }
