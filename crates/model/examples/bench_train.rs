@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p mathforge-model --example bench_train -- init DIR
 //! cargo run --release -p mathforge-model --example bench_train -- run DIR [--batch 8] [--seq 256] [--steps 5] [--warmup 1] [--chunk 256]
+//! cargo run --release -p mathforge-model --features cuda --example bench_train -- run DIR --device cuda --dtype bf16
 //! ```
 //! `run` prints one JSON line: tokens/s, seconds per step, loss and peak RSS (VmHWM).
 use mathforge_model::candle_core::{DType, Device, Tensor};
@@ -28,6 +29,10 @@ fn flag(args: &[String], name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+fn flag_str<'a>(args: &'a [String], name: &str, default: &'a str) -> &'a str {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(|s| s.as_str()).unwrap_or(default)
+}
+
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -48,18 +53,23 @@ fn main() -> mathforge_model::Result<()> {
             std::process::exit(2);
         }
     };
-    let dev = Device::Cpu;
+    let dev = mathforge_model::device::parse_device(flag_str(&args, "--device", "cpu"))?;
+    let dtype = match flag_str(&args, "--dtype", "f32") {
+        "bf16" => DType::BF16,
+        "f16" => DType::F16,
+        _ => DType::F32,
+    };
     if mode == "init" {
         let cfg = Config::from_json_str(CONFIG)?;
-        let (m, _) = checkpoint::init_model(&cfg, 0, DType::F32, &dev)?;
+        let (m, _) = checkpoint::init_model(&cfg, 0, DType::F32, &Device::Cpu)?;
         checkpoint::save(&m, &dir, &SaveOptions::default())?;
         eprintln!("wrote {} ({} parameters)", dir.display(), cfg.num_parameters());
         return Ok(());
     }
     let (batch, seq) = (flag(&args, "--batch", 8), flag(&args, "--seq", 256));
     let (steps, warmup, chunk) = (flag(&args, "--steps", 5), flag(&args, "--warmup", 1), flag(&args, "--chunk", 256));
-    let (cfg, vm) = checkpoint::load_varmap(&dir, DType::F32, &dev)?;
-    let model = Llama::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev))?;
+    let (cfg, vm) = checkpoint::load_varmap(&dir, dtype, &dev)?;
+    let model = Llama::new(&cfg, VarBuilder::from_varmap(&vm, dtype, &dev))?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let ids: Vec<u32> = (0..batch * seq).map(|_| rng.gen_range(3..cfg.vocab_size as u32)).collect();
     let ids = Tensor::from_vec(ids, (batch, seq), &dev)?;
@@ -73,7 +83,8 @@ fn main() -> mathforge_model::Result<()> {
         // Touch one gradient so nothing is optimized away.
         let g = grads.get(model.lm_head_weight()).map(|g| g.dims().len()).unwrap_or(0);
         assert_eq!(g, 2, "lm_head has a gradient");
-        loss_v = loss.to_scalar::<f32>()?;
+        // to_scalar copies to the host, which also waits for the GPU to finish the step.
+        loss_v = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
         drop(grads);
         if step >= warmup {
             times.push(t0.elapsed().as_secs_f64());
@@ -82,7 +93,8 @@ fn main() -> mathforge_model::Result<()> {
     let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
     let tokens = (batch * seq) as f64;
     println!(
-        "{{\"impl\":\"mathforge\",\"tokens_per_s\":{:.1},\"step_s\":{:.4},\"loss\":{:.4},\"peak_rss_mb\":{:.1},\"threads\":{}}}",
+        "{{\"impl\":\"mathforge\",\"device\":\"{:?}\",\"tokens_per_s\":{:.1},\"step_s\":{:.4},\"loss\":{:.4},\"peak_rss_mb\":{:.1},\"threads\":{}}}",
+        dev.location(),
         tokens / mean,
         mean,
         loss_v,
