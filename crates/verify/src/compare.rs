@@ -2,12 +2,13 @@
 //!
 //! Order of rules: identical text; multiple-choice letters; then both sides are normalised and
 //! parsed, and compared by kind:
-//! - scalars without variables: exactly in ℚ(i) when both values are there, else in `f64` with a
-//!   relative tolerance ([`Config::rel_tol`]). A decimal literal is an exact rational (`0.33` is
+//! - scalars without variables: exactly in ℚ(i) when both values are there, else in arbitrary
+//!   precision ([`crate::mp`]: 128 and 256 bits by default, [`Config::precision_bits`]); values
+//!   whose exact form exceeds the size limit are not compared. A decimal literal is an exact rational (`0.33` is
 //!   not `1/3`); the one allowance is for a reference that is itself a decimal (it states its
 //!   precision, "to the nearest hundredth"): an exact answer that rounds to it is accepted;
 //! - scalars with variables: identity test at [`Config::points`] random rational points, exact
-//!   where the values are rational (so `x^2-1 = (x-1)(x+1)` is decided without rounding);
+//!   where the values are rational and in arbitrary precision otherwise (so `x^2-1 = (x-1)(x+1)` is decided without rounding);
 //! - `x = 5` equals `5`; equations are equal when `lhs - rhs` of one is a non-zero constant
 //!   multiple of the other's (`y=2x+1` vs `2x-y+1=0`), inequalities when the multiple is positive;
 //! - sets and bare lists unordered, tuples ordered, intervals by endpoints and openness, unions
@@ -18,13 +19,13 @@
 //! Everything is charged to one [`Budget`]; running out means "not equivalent".
 use crate::budget::Budget;
 use crate::eval::{self, CRat, Env, EvalErr};
+use crate::mp;
 use crate::expr::{Const, Expr, RelOp};
 use crate::extract::strip_dollars;
 use crate::normalize::{prepare, protected_letters};
 use crate::parse::{div, parse_prepared};
 use crate::Config;
 use num_bigint::BigInt;
-use num_complex::Complex64;
 use num_rational::BigRational;
 use num_traits::{Signed, Zero};
 use std::cell::Cell;
@@ -517,24 +518,27 @@ impl Ctx<'_> {
 
     /// Whether p = k·q for one constant k ≠ 0 (k > 0 if `positive`) at the test points.
     fn ratio_const(&self, p: &Expr, q: &Expr, positive: bool) -> bool {
+        let lv = mp::Levels::new(self.cfg.precision_bits);
         let mut syms = vec![];
         p.free_symbols(&mut syms);
         q.free_symbols(&mut syms);
         if syms.is_empty() {
             return false;
         }
-        let mut k_exact: Option<CRat> = None;
-        let mut k_float: Option<Complex64> = None;
+        let real = !(has_i(p) || has_i(q));
+        // The first point's constant, exactly when it was rational there, and the point itself
+        // (to recompute k at another precision).
+        let mut first: Option<(Option<CRat>, Vec<(String, CRat)>)> = None;
         let mut good = 0;
         for pt in 0..self.cfg.points * 3 {
             if good >= self.cfg.points {
                 break;
             }
-            let (ev, fv) = point(&syms, pt);
-            let real = !(has_i(p) || has_i(q));
-            match (
-                eval::exact(p, &Env { vars: &ev, real }, self.budget, 0),
-                eval::exact(q, &Env { vars: &ev, real }, self.budget, 0),
+            let ev = point(&syms, pt);
+            let env = Env { vars: &ev, real };
+            let k_exact = match (
+                eval::exact(p, &env, self.budget, 0),
+                eval::exact(q, &env, self.budget, 0),
             ) {
                 (Ok(x), Ok(y)) => {
                     let Some(inv) = inv_c(&y) else { continue };
@@ -545,57 +549,85 @@ impl Ctx<'_> {
                     if k.re.is_zero() && k.im.is_zero() {
                         return false;
                     }
-                    match &k_exact {
-                        Some(k0) if *k0 != k => return false,
-                        _ => k_exact = Some(k),
-                    }
-                    good += 1;
+                    Some(k)
                 }
-                (Err(EvalErr::Budget), _) | (_, Err(EvalErr::Budget)) => return false,
-                (Err(EvalErr::Unsupported), _) | (_, Err(EvalErr::Unsupported)) => return false,
+                (Err(e), _) | (_, Err(e)) if !matches!(e, EvalErr::NotExact | EvalErr::Undefined) => {
+                    return false
+                }
                 _ => {
-                    let x = eval::float(p, &Env { vars: &fv, real }, self.budget, 0);
-                    let y = eval::float(q, &Env { vars: &fv, real }, self.budget, 0);
-                    let (Ok(x), Ok(y)) = (x, y) else { continue };
-                    if y.norm() < 1e-12 {
-                        continue;
+                    // k in high precision: q must not vanish here, k must not vanish, and be
+                    // real and positive for inequalities.
+                    let qv = |pr| mp::eval(q, &env, pr, self.budget, 0);
+                    match mp::is_zero_at(lv, qv) {
+                        Ok(false) => {}
+                        Err(EvalErr::Budget) => return false,
+                        _ => continue,
                     }
-                    let k = x / y;
-                    if positive && !(k.im.abs() < 1e-9 && k.re > 0.0) || k.norm() < 1e-12 {
-                        return false;
+                    let kv = |pr| {
+                        let x = mp::eval(p, &env, pr, self.budget, 0)?;
+                        x.quotient(&mp::eval(q, &env, pr, self.budget, 0)?, pr)
+                    };
+                    match mp::is_zero_at(lv, kv) {
+                        Ok(false) => {}
+                        Ok(true) => return false,
+                        Err(EvalErr::Budget) => return false,
+                        Err(_) => continue,
                     }
-                    match k_float {
-                        Some(k0) if !close(k0, k, self.cfg.rel_tol * 100.0, true) => return false,
-                        _ => k_float = Some(k),
+                    if positive {
+                        let im = |pr| kv(pr).map(|k| k.im_part(pr));
+                        let pos = mp::is_zero_at(lv, im).unwrap_or(false)
+                            && kv(lv.hi_prec()).is_ok_and(|k| k.re_positive());
+                        if !pos {
+                            return false;
+                        }
                     }
-                    good += 1;
+                    None
                 }
+            };
+            good += 1;
+            let Some((k0, pt0)) = &first else {
+                first = Some((k_exact, ev));
+                continue;
+            };
+            if let (Some(a), Some(b)) = (k0, &k_exact) {
+                if a != b {
+                    return false;
+                }
+                continue;
             }
-        }
-        if let (Some(a), Some(b)) = (&k_exact, k_float) {
-            if !close(a.to_c64(), b, self.cfg.rel_tol * 100.0, true) {
-                return false;
+            // Compare this point's k with the first one's in high precision.
+            let env0 = Env { vars: pt0, real };
+            let k_at = |k: &Option<CRat>, env: &Env<CRat>, pr: mp::Prec| match k {
+                Some(k) => Ok(mp::MpC::from_crat(k, pr)),
+                None => mp::eval(p, env, pr, self.budget, 0)?
+                    .quotient(&mp::eval(q, env, pr, self.budget, 0)?, pr),
+            };
+            match mp::decide(lv, |pr| Ok((k_at(k0, &env0, pr)?, k_at(&k_exact, &env, pr)?))) {
+                Ok(mp::Same::Equal) => {}
+                _ => return false,
             }
         }
         good >= 2
     }
 
     fn scalar_eq(&self, r: &Expr, a: &Expr) -> bool {
+        let lv = mp::Levels::new(self.cfg.precision_bits);
         let mut syms = vec![];
         r.free_symbols(&mut syms);
         a.free_symbols(&mut syms);
         if syms.is_empty() {
             return self.const_eq(r, a);
         }
+        let real = !(has_i(r) || has_i(a));
         let mut good = 0;
         for pt in 0..self.cfg.points * 3 {
             if good >= self.cfg.points {
                 break;
             }
-            let (ev, fv) = point(&syms, pt);
-            let real = !(has_i(r) || has_i(a));
-            let x = eval::exact(r, &Env { vars: &ev, real }, self.budget, 0);
-            let y = eval::exact(a, &Env { vars: &ev, real }, self.budget, 0);
+            let ev = point(&syms, pt);
+            let env = Env { vars: &ev, real };
+            let x = eval::exact(r, &env, self.budget, 0);
+            let y = eval::exact(a, &env, self.budget, 0);
             match (x, y) {
                 (Ok(x), Ok(y)) => {
                     if x != y {
@@ -609,19 +641,26 @@ impl Ctx<'_> {
                 (Err(EvalErr::Unsupported), _) | (_, Err(EvalErr::Unsupported)) => {
                     return self.say("cannot evaluate", false)
                 }
+                (Err(EvalErr::TooBig), _) | (_, Err(EvalErr::TooBig)) => {
+                    return self.say("values too large to compare exactly", false)
+                }
                 (Err(EvalErr::Undefined), _) | (_, Err(EvalErr::Undefined)) => continue,
                 _ => {
-                    let x = eval::float(r, &Env { vars: &fv, real }, self.budget, 0);
-                    let y = eval::float(a, &Env { vars: &fv, real }, self.budget, 0);
-                    match (x, y) {
-                        (Ok(x), Ok(y)) => {
-                            if !close(x, y, self.cfg.rel_tol, true) {
-                                return self.say("differ at a random point", false);
-                            }
-                            good += 1;
+                    let both = |pr| {
+                        Ok((
+                            mp::eval(r, &env, pr, self.budget, 0)?,
+                            mp::eval(a, &env, pr, self.budget, 0)?,
+                        ))
+                    };
+                    match mp::decide(lv, both) {
+                        Ok(mp::Same::Equal) => good += 1,
+                        Ok(mp::Same::Different) => {
+                            return self.say("differ at a random point (high precision)", false)
                         }
-                        (Err(EvalErr::Undefined), _) | (_, Err(EvalErr::Undefined)) => continue,
-                        _ => return self.say("cannot evaluate", false),
+                        // An overflow at one point says nothing about the identity.
+                        Ok(mp::Same::Infinite) | Err(EvalErr::Undefined) => continue,
+                        Err(EvalErr::Budget) => return self.say("step budget exhausted", false),
+                        Err(_) => return self.say("cannot evaluate", false),
                     }
                 }
             }
@@ -637,6 +676,7 @@ impl Ctx<'_> {
     }
 
     fn const_eq(&self, r: &Expr, a: &Expr) -> bool {
+        let lv = mp::Levels::new(self.cfg.precision_bits);
         let none = Env { vars: &[], real: false };
         let x = eval::exact(r, &none, self.budget, 0);
         let y = eval::exact(a, &none, self.budget, 0);
@@ -644,18 +684,17 @@ impl Ctx<'_> {
             Expr::Dec(_, p) if !matches!(a, Expr::Dec(..)) => Some(*p),
             _ => None,
         };
+        // |y - x| <= 5 * 10^-(p+1): an answer that rounds to the reference's stated precision.
+        let half = |p: u32| {
+            BigRational::new(BigInt::from(5), num_traits::pow(BigInt::from(10), p as usize + 1))
+        };
         match (x, y) {
             (Ok(x), Ok(y)) => {
                 if x == y {
                     return self.say("equal exact values", true);
                 }
                 if let (Some(p), true, true) = (ref_places, x.im.is_zero(), y.im.is_zero()) {
-                    // |y - x| <= 5 * 10^-(p+1): the exact answer rounds to the stated reference.
-                    let half = BigRational::new(
-                        BigInt::from(5),
-                        num_traits::pow(BigInt::from(10), p as usize + 1),
-                    );
-                    if (&y.re - &x.re).abs() <= half {
+                    if (&y.re - &x.re).abs() <= half(p) {
                         return self.say("rounds to the reference's stated precision", true);
                     }
                 }
@@ -670,61 +709,42 @@ impl Ctx<'_> {
             (Err(EvalErr::Unsupported), _) | (_, Err(EvalErr::Unsupported)) => {
                 self.say("cannot evaluate", false)
             }
-            (x_exact, y_exact) => {
-                // One side exact (a rational such as a decimal literal), the other only in
-                // floating point: equal only if the rational is simple and agrees to 12 digits.
-                // A short decimal that matches a computed value that closely is that value
-                // (`\sin(\pi/6)` vs `0.5`); a long one is an approximation (`1.41421356237`
-                // is not `\sqrt{2}`).
-                let one_exact = x_exact.as_ref().ok().or(y_exact.as_ref().ok()).cloned();
-                let x = eval::float(r, &Env { vars: &[], real: false }, self.budget, 0);
-                let y = eval::float(a, &Env { vars: &[], real: false }, self.budget, 0);
-                let overflow = |v: &Result<Complex64, EvalErr>| {
-                    v.as_ref().is_ok_and(|c| !(c.re.is_finite() && c.im.is_finite()))
+            (Err(EvalErr::TooBig), _) | (_, Err(EvalErr::TooBig)) => {
+                // `2^{10^6}` vs `2^{10^6}+1`: rounding cannot separate them.
+                self.say("values too large to compare exactly", false)
+            }
+            _ => {
+                // At least one value is outside ℚ(i): compare in high precision (src/mp.rs).
+                let both = |pr| {
+                    Ok((
+                        mp::eval(r, &none, pr, self.budget, 0)?,
+                        mp::eval(a, &none, pr, self.budget, 0)?,
+                    ))
                 };
-                if (overflow(&x) || overflow(&y)) && !(has_inf(r) && has_inf(a)) {
-                    // `2^{10^{10}}` overflows f64: an infinity here says nothing about equality.
-                    return self.say("value too large to compare in floating point", false);
-                }
-                match (x, y) {
-                    (Ok(x), Ok(y)) if one_exact.is_some() && ref_places.is_none() => {
-                        let simple = one_exact.is_some_and(|c| {
-                            let small =
-                                |q: &BigRational| q.numer().bits() <= 40 && q.denom().bits() <= 40;
-                            small(&c.re) && small(&c.im)
-                        });
-                        let ok = simple && close(x, y, 1e-12, false);
-                        self.say(
-                            if ok {
-                                "exact value matches computed value"
-                            } else {
-                                "a rational is not this irrational value"
-                            },
-                            ok,
-                        )
-                    }
-                    (Ok(x), Ok(y)) => {
-                        if let Some(p) = ref_places {
-                            let half = 0.5 * 10f64.powi(-(p as i32));
-                            if x.im == 0.0
-                                && y.im.abs() < 1e-12
-                                && (x.re - y.re).abs() <= half * (1.0 + 1e-9)
-                            {
-                                return self
-                                    .say("rounds to the reference's stated precision", true);
-                            }
+                if let Some(p) = ref_places {
+                    let hi = lv.hi_prec();
+                    if let Ok((x, y)) = both(hi) {
+                        if x.is_real() && mp::within(&x, &y, &half(p), lv) {
+                            return self.say("rounds to the reference's stated precision", true);
                         }
-                        let ok = close(x, y, self.cfg.rel_tol, false);
-                        self.say(
-                            if ok {
-                                "equal within floating-point tolerance"
-                            } else {
-                                "different values"
-                            },
-                            ok,
-                        )
                     }
-                    _ => self.say("cannot evaluate", false),
+                }
+                match mp::decide(lv, both) {
+                    Ok(mp::Same::Equal) => self.say("equal in high precision", true),
+                    Ok(mp::Same::Different) => self.say("different values (high precision)", false),
+                    Ok(mp::Same::Infinite) => {
+                        if has_inf(r) && has_inf(a) {
+                            let hi = lv.hi_prec();
+                            let eq = both(hi).is_ok_and(|(x, y)| mp::same_infinity(&x, &y));
+                            self.say(if eq { "both infinite" } else { "different infinities" }, eq)
+                        } else {
+                            // `2^{10^{10}}` overflows: an infinity says nothing about equality.
+                            self.say("value too large to compare", false)
+                        }
+                    }
+                    Err(EvalErr::Budget) => self.say("step budget exhausted", false),
+                    Err(EvalErr::Undefined) => self.say("undefined value", false),
+                    Err(_) => self.say("cannot evaluate", false),
                 }
             }
         }
@@ -743,27 +763,10 @@ fn mul_c(x: &CRat, y: &CRat) -> CRat {
     CRat { re: &x.re * &y.re - &x.im * &y.im, im: &x.re * &y.im + &x.im * &y.re }
 }
 
-/// Relative closeness; `floor_one` uses max(scale, 1) (for identity tests, where cancellation
-/// produces values near zero).
-fn close(x: Complex64, y: Complex64, tol: f64, floor_one: bool) -> bool {
-    if x.re.is_infinite() || y.re.is_infinite() || x.im.is_infinite() || y.im.is_infinite() {
-        return x == y;
-    }
-    let diff = (x - y).norm();
-    let mut scale = x.norm().max(y.norm());
-    if floor_one {
-        scale = scale.max(1.0);
-    }
-    diff <= tol * scale || (scale < 1e-300 && diff < 1e-300)
-}
-
 /// The `pt`-th test point: each variable gets a non-integer rational between -10 and 10 drawn
 /// from a fixed sequence, so verdicts are reproducible.
-type Point = (Vec<(String, CRat)>, Vec<(String, Complex64)>);
-
-fn point(syms: &[String], pt: usize) -> Point {
+fn point(syms: &[String], pt: usize) -> Vec<(String, CRat)> {
     let mut ev = Vec::with_capacity(syms.len());
-    let mut fv = Vec::with_capacity(syms.len());
     for (j, s) in syms.iter().enumerate() {
         let mut h = (pt as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ (j as u64 + 7).wrapping_mul(0xD1B5_4A32_D192_ED03);
@@ -779,8 +782,7 @@ fn point(syms: &[String], pt: usize) -> Point {
             num = -num;
         }
         let r = BigRational::new(BigInt::from(num), BigInt::from(den));
-        fv.push((s.clone(), Complex64::new(num as f64 / den as f64, 0.0)));
         ev.push((s.clone(), CRat { re: r, im: BigRational::zero() }));
     }
-    (ev, fv)
+    ev
 }

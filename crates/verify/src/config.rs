@@ -14,9 +14,11 @@ pub struct Config {
     /// Deterministic work limit for one comparison (parser tokens, arithmetic steps, big-number
     /// bits). Exceeding it makes the answer "not equivalent" with a reason: never a hang.
     pub step_budget: u64,
-    /// Relative tolerance for comparisons that must fall back to floating point (irrational
-    /// values such as `\sqrt{2}` vs `2^{1/2}`).
-    pub rel_tol: f64,
+    /// Working precision (bits, 256..=4096) for values outside ℚ(i) (`\sqrt{2}` vs `2^{1/2}`),
+    /// which are computed at this precision and at half of it; two values are equal when they
+    /// agree to all but 32 of these bits, or when their difference shrinks like rounding noise
+    /// as the precision grows (src/mp.rs).
+    pub precision_bits: usize,
     /// Number of random points for identity tests of expressions with variables.
     pub points: usize,
 }
@@ -35,6 +37,6 @@ impl Config {
 
     /// The evaluation grader: falls back to the last number of a response.
     pub fn lenient() -> Self {
-        Self { strict: false, step_budget: 200_000, rel_tol: 1e-9, points: 5 }
+        Self { strict: false, step_budget: 200_000, precision_bits: 256, points: 5 }
     }
 }

@@ -1,24 +1,26 @@
-//! Evaluation of expression trees: exactly over the Gaussian rationals (`a + bi`, `a, b ∈ ℚ`)
-//! where every operation stays rational, else in complex double precision.
+//! Evaluation of expression trees exactly over the Gaussian rationals (`a + bi`, `a, b ∈ ℚ`),
+//! where every operation stays rational; values outside ℚ(i) are left to [`crate::mp`].
 //!
 //! Exact evaluation is what makes `1/2^99` differ from `1/2^98` and `1e-7` from `2e-7` (issue #3:
 //! graders that compare floats with an absolute tolerance call these equal). It also makes the
 //! identity test of expressions with variables exact: two rational functions that agree at
 //! several random rational points are equal with overwhelming probability (Schwartz–Zippel),
-//! with no rounding involved. Only values outside ℚ(i) (`\sqrt{2}`, `\pi`, `\sin 1`) fall back
-//! to `f64`, where [`Config::rel_tol`](crate::Config) applies.
+//! with no rounding involved. Only values outside ℚ(i) (`\sqrt{2}`, `\pi`, `\sin 1`) go to
+//! arbitrary-precision floating point ([`crate::mp`]).
 use crate::budget::{Budget, MAX_BITS, MAX_DEPTH};
 use crate::expr::{Const, Expr};
 use num_bigint::BigInt;
-use num_complex::Complex64;
 use num_rational::BigRational;
 use num_traits::{One, Signed, ToPrimitive, Zero};
 
 /// Why a value could not be computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EvalErr {
-    /// Not in ℚ(i): try floating point.
+    /// Not in ℚ(i): evaluate in high precision.
     NotExact,
+    /// In ℚ(i) as far as known, but larger than [`MAX_BITS`] allows: no rounded evaluation can
+    /// tell such values apart (`2^{10^6}` vs `2^{10^6}+1`), so they are not compared.
+    TooBig,
     /// Division by zero, log of zero, ...: the expression has no value here.
     Undefined,
     /// The expression is not a scalar (a set, a relation, text) or names an unknown variable.
@@ -68,15 +70,6 @@ impl CRat {
         }
         Some(CRat { re: &self.re / &d, im: -&self.im / &d })
     }
-    /// To complex floating point.
-    pub fn to_c64(&self) -> Complex64 {
-        Complex64::new(rat_f64(&self.re), rat_f64(&self.im))
-    }
-}
-
-/// A rational as f64 (saturating to ±inf / 0 outside range).
-pub fn rat_f64(r: &BigRational) -> f64 {
-    r.to_f64().unwrap_or(f64::NAN)
 }
 
 /// Exact integer n-th root of a non-negative integer, if it is a perfect power.
@@ -146,7 +139,7 @@ pub fn exact(e: &Expr, env: &Env<CRat>, b: &Budget, depth: usize) -> R<CRat> {
                 acc = acc.mul(&exact(x, env, b, d)?);
                 b.charge(acc.bits() / 256).map_err(|_| EvalErr::Budget)?;
                 if acc.bits() > MAX_BITS {
-                    return Err(EvalErr::NotExact);
+                    return Err(EvalErr::TooBig);
                 }
             }
             acc
@@ -192,6 +185,7 @@ pub fn exact(e: &Expr, env: &Env<CRat>, b: &Budget, depth: usize) -> R<CRat> {
                             CRat::real(BigRational::from_integer(acc))
                         }
                         Some(n) if n < 0 => return Err(EvalErr::Undefined),
+                        Some(_) => return Err(EvalErr::TooBig),
                         _ => return Err(EvalErr::NotExact),
                     }
                 }
@@ -205,7 +199,7 @@ pub fn exact(e: &Expr, env: &Env<CRat>, b: &Budget, depth: usize) -> R<CRat> {
                     if k < 0 || n < 0 || k > n {
                         CRat::real(BigRational::zero())
                     } else if n > 5000 {
-                        return Err(EvalErr::NotExact);
+                        return Err(EvalErr::TooBig);
                     } else {
                         b.charge(k as u64).map_err(|_| EvalErr::Budget)?;
                         let mut acc = BigInt::one();
@@ -262,7 +256,7 @@ pub fn exact(e: &Expr, env: &Env<CRat>, b: &Budget, depth: usize) -> R<CRat> {
         _ => return Err(EvalErr::Unsupported),
     };
     if v.bits() > MAX_BITS {
-        return Err(EvalErr::NotExact);
+        return Err(EvalErr::TooBig);
     }
     Ok(v)
 }
@@ -284,7 +278,7 @@ fn pow_exact(base: &CRat, ex: &BigRational, b: &Budget, real: bool) -> R<CRat> {
         // Bit size of the result is about |n| * bits(base): refuse before computing.
         let est = base.bits().saturating_mul(n.unsigned_abs());
         if est > MAX_BITS * 2 {
-            return Err(EvalErr::NotExact);
+            return Err(EvalErr::TooBig);
         }
         b.charge(est / 64 + 1).map_err(|_| EvalErr::Budget)?;
         let mut acc = one;
@@ -324,159 +318,4 @@ fn pow_exact(base: &CRat, ex: &BigRational, b: &Budget, real: bool) -> R<CRat> {
         CRat::real(rat_root(&base.re, q).ok_or(EvalErr::NotExact)?)
     };
     pow_exact(&r, &BigRational::from_integer(ex.numer().clone()), b, real)
-}
-
-/// Evaluate in complex double precision.
-pub fn float(e: &Expr, env: &Env<Complex64>, b: &Budget, depth: usize) -> R<Complex64> {
-    if depth > MAX_DEPTH {
-        return Err(EvalErr::Unsupported);
-    }
-    b.charge(1).map_err(|_| EvalErr::Budget)?;
-    let d = depth + 1;
-    let re = |x: f64| Complex64::new(x, 0.0);
-    let v = match e {
-        Expr::Num(r) | Expr::Dec(r, _) => re(rat_f64(r)),
-        Expr::Sym(s) => {
-            *env.vars.iter().find(|(n, _)| n == s).map(|(_, v)| v).ok_or(EvalErr::Unsupported)?
-        }
-        Expr::Const(c) => match c {
-            Const::Pi => re(std::f64::consts::PI),
-            Const::E => re(std::f64::consts::E),
-            Const::I => Complex64::new(0.0, 1.0),
-            Const::Inf => re(f64::INFINITY),
-        },
-        Expr::Neg(a) => -float(a, env, b, d)?,
-        Expr::Add(v) => {
-            let mut acc = re(0.0);
-            for x in v {
-                acc += float(x, env, b, d)?;
-            }
-            acc
-        }
-        Expr::Mul(v) => {
-            let mut acc = re(1.0);
-            for x in v {
-                acc *= float(x, env, b, d)?;
-            }
-            acc
-        }
-        Expr::Div(x, y) => {
-            let den = float(y, env, b, d)?;
-            if den == re(0.0) {
-                return Err(EvalErr::Undefined);
-            }
-            float(x, env, b, d)? / den
-        }
-        Expr::Percent(x) => float(x, env, b, d)? / 100.0,
-        Expr::Pow(x, y) => {
-            let base = float(x, env, b, d)?;
-            let ex = float(y, env, b, d)?;
-            if env.real && base.re < 0.0 && (ex.im != 0.0 || ex.re.fract() != 0.0) {
-                return Err(EvalErr::Undefined);
-            }
-            fpow(base, ex)?
-        }
-        Expr::Func(name, args) => {
-            let a0 = args.first().ok_or(EvalErr::Unsupported)?;
-            let x = float(a0, env, b, d)?;
-            if env.real {
-                let bad = match name.as_str() {
-                    "sqrt" | "ln" | "log" => x.re < 0.0 || (name != "sqrt" && x.re == 0.0),
-                    "arcsin" | "arccos" => x.re.abs() > 1.0,
-                    _ => false,
-                };
-                if bad {
-                    return Err(EvalErr::Undefined);
-                }
-            }
-            match (name.as_str(), args.len()) {
-                ("sqrt", 1) => x.sqrt(),
-                ("root", 2) => {
-                    let n = float(&args[1], env, b, d)?;
-                    if x.im == 0.0
-                        && x.re < 0.0
-                        && n.im == 0.0
-                        && n.re.fract() == 0.0
-                        && (n.re as i64) % 2 != 0
-                    {
-                        re(-(-x.re).powf(1.0 / n.re))
-                    } else {
-                        fpow(x, re(1.0) / n)?
-                    }
-                }
-                ("abs", 1) => re(x.norm()),
-                ("fact", 1) => {
-                    if x.im != 0.0 || x.re < 0.0 || x.re.fract() != 0.0 || x.re > 170.0 {
-                        return Err(EvalErr::Undefined);
-                    }
-                    re((1..=(x.re as u64)).map(|k| k as f64).product())
-                }
-                ("binom", 2) => {
-                    let k = float(&args[1], env, b, d)?;
-                    if x.im != 0.0 || k.im != 0.0 || x.re.fract() != 0.0 || k.re.fract() != 0.0 {
-                        return Err(EvalErr::Undefined);
-                    }
-                    let (n, k) = (x.re, k.re);
-                    if k < 0.0 || k > n || n > 10_000.0 {
-                        re(0.0)
-                    } else {
-                        let mut acc = 1.0;
-                        for j in 0..(k as u64) {
-                            acc = acc * (n - j as f64) / (j as f64 + 1.0);
-                        }
-                        re(acc.round())
-                    }
-                }
-                ("ln", 1) | ("log", 1) => {
-                    if x == re(0.0) {
-                        return Err(EvalErr::Undefined);
-                    }
-                    x.ln()
-                }
-                ("log", 2) => {
-                    let base = float(&args[1], env, b, d)?;
-                    let lb = base.ln();
-                    if x == re(0.0) || lb == re(0.0) {
-                        return Err(EvalErr::Undefined);
-                    }
-                    x.ln() / lb
-                }
-                ("exp", 1) => x.exp(),
-                ("sin", 1) => x.sin(),
-                ("cos", 1) => x.cos(),
-                ("tan", 1) => x.tan(),
-                ("sec", 1) => re(1.0) / x.cos(),
-                ("csc", 1) => re(1.0) / x.sin(),
-                ("cot", 1) => re(1.0) / x.tan(),
-                ("arcsin", 1) => x.asin(),
-                ("arccos", 1) => x.acos(),
-                ("arctan", 1) => x.atan(),
-                ("sinh", 1) => x.sinh(),
-                ("cosh", 1) => x.cosh(),
-                ("tanh", 1) => x.tanh(),
-                _ => return Err(EvalErr::Unsupported),
-            }
-        }
-        _ => return Err(EvalErr::Unsupported),
-    };
-    if v.re.is_nan() || v.im.is_nan() {
-        return Err(EvalErr::Undefined);
-    }
-    Ok(v)
-}
-
-fn fpow(base: Complex64, ex: Complex64) -> R<Complex64> {
-    if ex.im == 0.0 && ex.re.fract() == 0.0 && ex.re.abs() < 1e6 {
-        if base == Complex64::new(0.0, 0.0) && ex.re < 0.0 {
-            return Err(EvalErr::Undefined);
-        }
-        return Ok(base.powi(ex.re as i32));
-    }
-    if base.im == 0.0 && base.re >= 0.0 && ex.im == 0.0 {
-        return Ok(Complex64::new(base.re.powf(ex.re), 0.0));
-    }
-    if base == Complex64::new(0.0, 0.0) {
-        return Ok(base);
-    }
-    Ok(base.powc(ex))
 }

@@ -8,7 +8,7 @@
 //!   GSM8K's `####`, "The answer is", `答案是`, a choice letter, or the last number unless strict);
 //! - [`equivalent`] decides whether two answer strings denote the same mathematical object
 //!   (exact rational arithmetic first, then exact identity tests at random rational points, then
-//!   floating point with a tolerance that respects the precision an answer states);
+//!   arbitrary-precision floating point, respecting the precision an answer states);
 //! - [`grade`] does both and says why.
 //!
 //! Everything is deterministic and bounded by [`Config::step_budget`]: no timeouts, no global
@@ -28,6 +28,7 @@ mod compare;
 mod config;
 pub mod error;
 mod eval;
+mod mp;
 mod expr;
 mod extract;
 mod normalize;
@@ -37,7 +38,7 @@ pub mod selfcheck;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use expr::{Const, Expr, RelOp};
-pub use parse::parse_answer;
+pub use parse::{parse_answer, parse_canonical};
 
 use serde::Serialize;
 

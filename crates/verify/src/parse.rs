@@ -292,7 +292,11 @@ struct Parser<'a> {
     toks: Vec<Tok>,
     pos: usize,
     budget: &'a Budget,
+    /// Nesting so far: recursion levels plus operator nodes stacked on one operand by the
+    /// Pratt loop (`0!!!`, `1/2/3`), so that the depth of the tree, not only of the recursion,
+    /// stays bounded (printing, comparing and dropping a tree recurse over it).
     depth: usize,
+    max_depth: usize,
     /// Parsing an unparenthesised function argument: explicit `*`, `/` and a following function
     /// end it (`\sin x / 2` is `(\sin x)/2`, `\sin 2x` is `\sin(2x)`).
     arg_mode: bool,
@@ -410,7 +414,7 @@ impl<'a> Parser<'a> {
     }
     fn enter(&mut self) -> Result<()> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
+        if self.depth > self.max_depth {
             return Err(err(self.pos, "nesting too deep"));
         }
         self.budget.charge(1).map_err(|_| err(self.pos, "step budget exhausted while parsing"))
@@ -489,6 +493,7 @@ impl<'a> Parser<'a> {
     }
 
     fn expr_inner(&mut self, min_bp: u8) -> Result<Expr> {
+        let base = self.depth;
         let mut lhs = self.prefix()?;
         loop {
             self.budget
@@ -511,6 +516,13 @@ impl<'a> Parser<'a> {
             };
             if bp <= min_bp {
                 break;
+            }
+            if !matches!(op, "+" | "-" | "*" | "implicit") {
+                // This operator wraps `lhs` in one more node (sums and products stay flat).
+                self.depth += 1;
+                if self.depth > self.max_depth {
+                    return Err(err(self.pos, "nesting too deep"));
+                }
             }
             match op {
                 "!" => {
@@ -551,6 +563,7 @@ impl<'a> Parser<'a> {
                 }
             }
         }
+        self.depth = base;
         Ok(lhs)
     }
 
@@ -917,11 +930,15 @@ impl<'a> Parser<'a> {
 
 /// Parse an already-normalised answer with a budget.
 pub(crate) fn parse_prepared(s: &str, budget: &Budget) -> Result<Expr> {
+    parse_nested(s, budget, MAX_DEPTH)
+}
+
+fn parse_nested(s: &str, budget: &Budget, max_depth: usize) -> Result<Expr> {
     let toks = lex(s, budget)?;
     if toks.is_empty() {
         return Err(err(0, "empty answer"));
     }
-    let mut p = Parser { toks, pos: 0, budget, depth: 0, arg_mode: false };
+    let mut p = Parser { toks, pos: 0, budget, depth: 0, max_depth, arg_mode: false };
     let v = p.list(&[])?;
     if p.pos < p.toks.len() {
         return Err(err(p.pos, format!("unexpected {:?}", p.toks[p.pos].t)));
@@ -943,6 +960,17 @@ pub(crate) fn parse_prepared(s: &str, budget: &Budget) -> Result<Expr> {
 pub fn parse_answer(s: &str) -> Result<Expr> {
     let budget = Budget::new(crate::Config::default().step_budget);
     parse_prepared(&normalize::prepare(s, &[], false), &budget)
+}
+
+/// Parse text printed by [`Expr`]'s `Display`. That text is already in normal form, so the
+/// normalisation of human input (unit words, `\text{}` wrappers) is skipped: it is a heuristic
+/// on how people write answers and may read a printed variable `{s}` as "seconds". With it,
+/// print → parse is the identity on trees (the fuzz target checks this). Printing brackets every
+/// node, which nests up to about three groups per tree level, so the nesting limit here is
+/// 4 × [`MAX_DEPTH`] (every tree [`parse_answer`] returns is at most [`MAX_DEPTH`] deep).
+pub fn parse_canonical(s: &str) -> Result<Expr> {
+    let budget = Budget::new(crate::Config::default().step_budget * 4);
+    parse_nested(s, &budget, 4 * MAX_DEPTH)
 }
 
 #[cfg(test)]
@@ -981,6 +1009,32 @@ mod tests {
         assert!(matches!(p("1 \\pm \\sqrt{2}"), Expr::PlusMinus(..)));
         assert!(matches!(p("√2 + π"), Expr::Add(_)));
         assert!(matches!(p("\\sin^2 x"), Expr::Pow(..)));
+    }
+
+    #[test]
+    fn operator_chains_are_bounded_and_round_trip() {
+        // Regression (fuzz): `0!!!…!` built a tree deeper than the parser's recursion, which
+        // printed to text too deeply nested to parse back. Chains now count as nesting.
+        for n in [10, 60, 119, 200, 3000] {
+            let inputs = [
+                format!("0{}", "!".repeat(n)),
+                format!("1{}", "/2".repeat(n)),
+                format!("2{}", "\\%".repeat(n)),
+                format!("1{}", " \\pm 1".repeat(n)),
+                format!("{}1", "-".repeat(n)),
+                format!("{}2{}", "\\sqrt{".repeat(n), "}".repeat(n)),
+                format!("{}3{}", "(".repeat(n), ")^2".repeat(n)),
+            ];
+            for s in inputs {
+                match parse_answer(&s) {
+                    Ok(e) => {
+                        let printed = e.to_string();
+                        assert_eq!(parse_canonical(&printed).ok(), Some(e), "{s} via {printed}");
+                    }
+                    Err(e) => assert!(n > 10, "{s}: {e}"),
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Replays the committed fuzz inputs (`testdata/fuzz/*`, one file per input: reference, a NUL
 //! byte, response) through the same checks as the `grade` fuzz target (`fuzz/`), so a crash
 //! found once stays fixed on stable Rust without cargo-fuzz.
-use mathforge_verify::{grade, parse_answer, Config};
+use mathforge_verify::{grade, parse_answer, parse_canonical, Config};
 use std::path::Path;
 
 #[test]
@@ -21,7 +21,7 @@ fn replay_fuzz_inputs() {
         if let Ok(e) = parse_answer(reference) {
             let printed = e.to_string();
             assert_eq!(
-                parse_answer(&printed).ok(),
+                parse_canonical(&printed).ok(),
                 Some(e),
                 "{}: round trip via {printed:?}",
                 path.display()
