@@ -136,7 +136,10 @@ impl Attention {
                 k = Tensor::cat(&[pk, &k], 2)?;
                 v = Tensor::cat(&[pv, &v], 2)?;
             }
-            *slot = Some((k.clone(), v.clone()));
+            // Detached: when the weights are trainable `Var`s (sampling from the policy during RL),
+            // a cache that kept its autograd history would chain every decoding step's cache and
+            // activations together (O(steps^2) memory); decoding never needs gradients.
+            *slot = Some((k.detach(), v.detach()));
         }
         let s = k.dim(2)?;
         // GQA without materializing repeated K/V: query head `kv * rep + r` uses kv head `kv`

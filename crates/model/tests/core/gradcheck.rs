@@ -203,10 +203,6 @@ fn fused_target_logprob_gradients() {
     assert!(err.contains("11") && err.contains("vocabulary"), "{err}");
 }
 
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
-}
-
 /// The fused attention against the composed one (values and all three gradients), in f32 and f64,
 /// with GQA, left padding, and more query rows than one block of the fused kernel (128).
 #[test]
