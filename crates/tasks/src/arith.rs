@@ -12,6 +12,15 @@
 //! `seed`; each problem goes to `train` or `heldout` by a hash of its question text (10% held
 //! out by default), so the same question can never appear on both sides, and the split of a
 //! question does not depend on `n` or on the order of generation. Same seed, same problems.
+//!
+//! **Two RL options** (spec keys, both off by default). `instruct=true` appends the eval prompt's
+//! instruction line ([`INSTRUCTION`]) to every question, so GRPO can sample the generator directly
+//! with the prompt SFT saw (runs/tiny.sh writes the same line into its SFT files). `check_work=true`
+//! makes [`Task::reward`] stricter than the final answer: the response must also contain at least
+//! one `<<a op b=c>>` calculator annotation and every one must be arithmetically true. Why: with
+//! answers in 0..=20 a wrong derivation often lands on the right number; in the tiny GRPO run of
+//! issue 5 only 96 of 528 rewarded rollouts had correct arithmetic, so the plain outcome reward
+//! mostly reinforced wrong work. Held-out accuracy is still graded on the answer alone.
 use crate::example::Example;
 use crate::task::Task;
 use crate::{Error, Result};
@@ -42,11 +51,26 @@ pub struct ArithConfig {
     pub max_value: u64,
     /// Percent of question hashes that are held out (1..=50).
     pub heldout_percent: u64,
+    /// Append [`INSTRUCTION`] to every question (after the split is decided on the bare text).
+    pub instruct: bool,
+    /// Reward 1 only when the answer is right *and* the calculator annotations check out.
+    pub check_work: bool,
 }
+
+/// The instruction line of `mathforge eval --prompt-format instruct`, as runs/tiny.sh appends it.
+pub const INSTRUCTION: &str =
+    "Please reason step by step, and put your final answer within \\boxed{}.";
 
 impl Default for ArithConfig {
     fn default() -> Self {
-        ArithConfig { seed: 0, steps: 2, max_value: 100, heldout_percent: 10 }
+        ArithConfig {
+            seed: 0,
+            steps: 2,
+            max_value: 100,
+            heldout_percent: 10,
+            instruct: false,
+            check_work: false,
+        }
     }
 }
 
@@ -56,10 +80,16 @@ impl ArithConfig {
             return Err(Error::Invalid(format!("arith: steps must be 1..=8, got {}", self.steps)));
         }
         if !(20..=1_000_000).contains(&self.max_value) {
-            return Err(Error::Invalid(format!("arith: max_value must be 20..=1000000, got {}", self.max_value)));
+            return Err(Error::Invalid(format!(
+                "arith: max_value must be 20..=1000000, got {}",
+                self.max_value
+            )));
         }
         if !(1..=50).contains(&self.heldout_percent) {
-            return Err(Error::Invalid(format!("arith: heldout_percent must be 1..=50, got {}", self.heldout_percent)));
+            return Err(Error::Invalid(format!(
+                "arith: heldout_percent must be 1..=50, got {}",
+                self.heldout_percent
+            )));
         }
         Ok(())
     }
@@ -80,10 +110,11 @@ const NAMES: [(&str, &str, &str); 12] = [
     ("Omar", "he", "his"),
 ];
 const ITEMS: [&str; 12] = [
-    "apples", "marbles", "stickers", "pencils", "cookies", "coins", "books", "shells", "cards", "stamps", "balloons",
-    "buttons",
+    "apples", "marbles", "stickers", "pencils", "cookies", "coins", "books", "shells", "cards",
+    "stamps", "balloons", "buttons",
 ];
-const FRIENDS: [&str; 6] = ["a friend", "her brother", "his sister", "a neighbour", "a classmate", "a cousin"];
+const FRIENDS: [&str; 6] =
+    ["a friend", "her brother", "his sister", "a neighbour", "a classmate", "a cousin"];
 const GAIN: [&str; 4] = ["buys", "finds", "is given", "wins"];
 
 fn capitalize(s: &str) -> String {
@@ -139,7 +170,9 @@ fn one_problem(rng: &mut ChaCha8Rng, cfg: &ArithConfig) -> (String, String, u64)
                 let r = v + x;
                 let verb = GAIN[rng.gen_range(0..GAIN.len())];
                 q.push_str(&format!(" Then {he} {verb} {x} more."));
-                sol.push_str(&format!("\nAfter that {he} has {v} + {x} = <<{v}+{x}={r}>>{r} {item}."));
+                sol.push_str(&format!(
+                    "\nAfter that {he} has {v} + {x} = <<{v}+{x}={r}>>{r} {item}."
+                ));
                 v = r;
             }
             1 => {
@@ -147,7 +180,9 @@ fn one_problem(rng: &mut ChaCha8Rng, cfg: &ArithConfig) -> (String, String, u64)
                 let r = v - x;
                 let friend = FRIENDS[rng.gen_range(0..FRIENDS.len())];
                 q.push_str(&format!(" Then {he} gives {x} to {friend}."));
-                sol.push_str(&format!("\nGiving away {x} leaves {v} - {x} = <<{v}-{x}={r}>>{r} {item}."));
+                sol.push_str(&format!(
+                    "\nGiving away {x} leaves {v} - {x} = <<{v}-{x}={r}>>{r} {item}."
+                ));
                 v = r;
             }
             2 => {
@@ -155,13 +190,17 @@ fn one_problem(rng: &mut ChaCha8Rng, cfg: &ArithConfig) -> (String, String, u64)
                 let r = v * k;
                 let word = if k == 2 { "doubles" } else { "triples" };
                 q.push_str(&format!(" Then the number of {item} {he} has {word}."));
-                sol.push_str(&format!("\nThe count {word}: {v} * {k} = <<{v}*{k}={r}>>{r} {item}."));
+                sol.push_str(&format!(
+                    "\nThe count {word}: {v} * {k} = <<{v}*{k}={r}>>{r} {item}."
+                ));
                 v = r;
             }
             _ => {
                 let k = if v % 2 == 0 && (v % 3 != 0 || rng.gen_bool(0.5)) { 2 } else { 3 };
                 let r = v / k;
-                q.push_str(&format!(" Then {he} splits {his} {item} into {k} equal groups and keeps one group."));
+                q.push_str(&format!(
+                    " Then {he} splits {his} {item} into {k} equal groups and keeps one group."
+                ));
                 sol.push_str(&format!("\nKeeping one of {k} equal groups leaves {v} / {k} = <<{v}/{k}={r}>>{r} {item}."));
                 v = r;
             }
@@ -176,7 +215,8 @@ fn one_problem(rng: &mut ChaCha8Rng, cfg: &ArithConfig) -> (String, String, u64)
 /// problems is too small to find `n` distinct ones.
 pub fn generate(cfg: &ArithConfig, split: Split, n: usize) -> Result<Vec<Example>> {
     cfg.validate()?;
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ (cfg.steps as u64).wrapping_mul(0x9E3779B97F4A7C15));
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(cfg.seed ^ (cfg.steps as u64).wrapping_mul(0x9E3779B97F4A7C15));
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(n);
     let budget = 1000 + n.saturating_mul(200);
@@ -192,7 +232,12 @@ pub fn generate(cfg: &ArithConfig, split: Split, n: usize) -> Result<Vec<Example
         if split_of(&q, cfg.heldout_percent) != split || !seen.insert(q.clone()) {
             continue;
         }
-        let mut ex = Example::new(format!("arith-{split_name}-s{}-{}", cfg.steps, out.len()), q, answer.to_string());
+        let q = if cfg.instruct { format!("{q}\n{INSTRUCTION}") } else { q };
+        let mut ex = Example::new(
+            format!("arith-{split_name}-s{}-{}", cfg.steps, out.len()),
+            q,
+            answer.to_string(),
+        );
         ex.solution = Some(sol);
         ex.subject = Some("arithmetic".into());
         ex.level = Some(cfg.steps.to_string());
@@ -220,9 +265,14 @@ pub fn parse_spec(spec: &str) -> Result<Option<(ArithConfig, Split, usize)>> {
     let mut cfg = ArithConfig::default();
     let (mut split, mut n) = (Split::Heldout, 200usize);
     for kv in rest.split(',').filter(|s| !s.trim().is_empty()) {
-        let (k, v) = kv.split_once('=').ok_or_else(|| Error::Invalid(format!("arith spec: {kv:?} is not key=value")))?;
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| Error::Invalid(format!("arith spec: {kv:?} is not key=value")))?;
         let (k, v) = (k.trim(), v.trim());
-        let num = |v: &str| v.parse::<u64>().map_err(|_| Error::Invalid(format!("arith spec: {k}={v:?} is not a number")));
+        let num = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| Error::Invalid(format!("arith spec: {k}={v:?} is not a number")))
+        };
         match k {
             "split" => {
                 split = match v {
@@ -236,9 +286,21 @@ pub fn parse_spec(spec: &str) -> Result<Option<(ArithConfig, Split, usize)>> {
             "seed" => cfg.seed = num(v)?,
             "max_value" => cfg.max_value = num(v)?,
             "heldout_percent" => cfg.heldout_percent = num(v)?,
+            "instruct" | "check_work" => {
+                let b = match v {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(Error::Invalid(format!("arith spec: {k}={v:?} is not true or false"))),
+                };
+                if k == "instruct" {
+                    cfg.instruct = b
+                } else {
+                    cfg.check_work = b
+                }
+            }
             other => {
                 return Err(Error::Invalid(format!(
-                    "arith spec: unknown key {other:?} (known: split, steps, n, seed, max_value, heldout_percent)"
+                    "arith spec: unknown key {other:?} (known: split, steps, n, seed, max_value, heldout_percent, instruct, check_work)"
                 )))
             }
         }
@@ -252,13 +314,45 @@ pub fn parse_spec(spec: &str) -> Result<Option<(ArithConfig, Split, usize)>> {
 pub struct ArithTask {
     /// The problems.
     pub examples: Vec<Example>,
+    /// Reward also checks the calculator annotations ([`ArithConfig::check_work`]).
+    pub check_work: bool,
 }
 
 impl ArithTask {
     /// Generate `n` problems of `split`.
     pub fn new(cfg: &ArithConfig, split: Split, n: usize) -> Result<Self> {
-        Ok(ArithTask { examples: generate(cfg, split, n)? })
+        Ok(ArithTask { examples: generate(cfg, split, n)?, check_work: cfg.check_work })
     }
+}
+
+/// True when `response` has at least one `<<a op b=c>>` annotation (non-negative integers, op one
+/// of `+ - * /`) and every annotation is arithmetically true (division exact). Anything that does
+/// not parse counts as wrong work.
+pub fn annotations_valid(response: &str) -> bool {
+    let mut seen = 0;
+    for part in response.split("<<").skip(1) {
+        let Some((expr, _)) = part.split_once(">>") else { return false };
+        let Some((lhs, rhs)) = expr.split_once('=') else { return false };
+        let Some(op) = lhs.find(['+', '-', '*', '/']) else { return false };
+        let (Ok(a), Ok(b), Ok(c)) = (
+            lhs[..op].trim().parse::<u64>(),
+            lhs[op + 1..].trim().parse::<u64>(),
+            rhs.trim().parse::<u64>(),
+        ) else {
+            return false;
+        };
+        let r = match &lhs[op..op + 1] {
+            "+" => a.checked_add(b),
+            "-" => a.checked_sub(b),
+            "*" => a.checked_mul(b),
+            _ => (b != 0 && a % b == 0).then(|| a / b),
+        };
+        if r != Some(c) {
+            return false;
+        }
+        seen += 1;
+    }
+    seen > 0
 }
 
 impl Task for ArithTask {
@@ -267,6 +361,16 @@ impl Task for ArithTask {
     }
     fn examples(&self) -> &[Example] {
         &self.examples
+    }
+    fn reward(&self, ex: &Example, response: &str) -> f32 {
+        let answer_right =
+            crate::task::grade_example(ex, response, &mathforge_verify::Config::strict())
+                .equivalent;
+        if answer_right && (!self.check_work || annotations_valid(response)) {
+            1.0
+        } else {
+            0.0
+        }
     }
 }
 
@@ -339,6 +443,39 @@ mod tests {
         assert!(held.iter().all(|e| split_of(&e.question, 10) == Split::Heldout));
         let other = generate(&ArithConfig { seed: 8, ..cfg.clone() }, Split::Train, 300).unwrap();
         assert_ne!(a, other);
+    }
+
+    #[test]
+    fn check_work_rejects_lucky_answers() {
+        assert!(annotations_valid("4 + 3 = <<4+3=7>>7\n12 / 3 = <<12/3=4>>4\n#### 4"));
+        assert!(!annotations_valid("#### 4"), "no annotation: no checked work");
+        assert!(!annotations_valid("19 / 3 = <<19/3=6>>6\n#### 6"), "inexact division");
+        assert!(!annotations_valid("<<2-5=0>>"), "negative result");
+        assert!(!annotations_valid("<<2+2=5>> then <<1+1=2>>"));
+        assert!(!annotations_valid("<<2+x=5>>"));
+        let (cfg, split, n) =
+            parse_spec("arith:split=train,steps=2,max_value=20,n=50,check_work=true,instruct=1")
+                .unwrap()
+                .unwrap();
+        let t = ArithTask::new(&cfg, split, n).unwrap();
+        let plain = ArithTask::new(
+            &ArithConfig { instruct: false, check_work: false, ..cfg.clone() },
+            split,
+            n,
+        )
+        .unwrap();
+        for (ex, p) in t.examples().iter().zip(plain.examples()) {
+            // Same problems, the instruction appended; the reference solution still earns 1.
+            assert_eq!(ex.question, format!("{}\n{INSTRUCTION}", p.question));
+            assert_eq!(t.reward(ex, ex.solution.as_deref().unwrap()), 1.0);
+            // The right number after wrong work: 1 for the plain reward, 0 with check_work.
+            let lucky = format!("<<1+1=3>>3\n#### {}", ex.reference);
+            assert_eq!((plain.reward(p, &lucky), t.reward(ex, &lucky)), (1.0, 0.0));
+        }
+        assert!(parse_spec("arith:check_work=maybe")
+            .unwrap_err()
+            .to_string()
+            .contains("check_work"));
     }
 
     #[test]
