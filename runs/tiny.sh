@@ -4,8 +4,9 @@
 # procedural arithmetic problems (greedy, maj@8, pass@8). Report: docs/train-report.md.
 #
 #   cargo build --release --bin mathforge
-#   runs/tiny.sh                      # all stages into runs/tiny/ (about 35-45 min on 2 cores)
+#   runs/tiny.sh                      # all stages into runs/tiny/ (about 50 min on 2 loaded cores)
 #   RUN=/tmp/t GRPO_MINUTES=5 runs/tiny.sh
+#   GRPO_REWARD=checked runs/tiny.sh      # stricter reward (docs/train-report.md section 4)
 #
 # Needs only the built binary and coreutils/sed. Every stage writes into its own folder and is
 # skipped when its `.done` marker exists, so a killed run resumes by running the script again
@@ -21,8 +22,12 @@
 #   3. pretrain   configs/train-tiny-pretrain.toml (from configs/train-tiny-model.json).
 #   4. sft        configs/train-tiny-sft.toml (deliberately short: RL needs room to improve).
 #   5. eval-sft   greedy and n=8 (maj@8, pass@8) on the held-out problems.
-#   6. grpo       configs/train-tiny-grpo.toml with --max-minutes $GRPO_MINUTES (wall clock of
-#                 sampling + updates; the periodic held-out evaluations are not counted).
+#   6. grpo       --max-minutes $GRPO_MINUTES (wall clock of sampling + updates; the periodic
+#                 held-out evaluations are not counted). GRPO_REWARD=answer (default):
+#                 configs/train-tiny-grpo.toml, the paper's answer reward on sft-train.jsonl;
+#                 GRPO_REWARD=checked: configs/train-tiny-grpo-checked.toml, reward = right answer
+#                 AND true calculator annotations, on the generator's train split with the
+#                 instruction line (the same questions and prompt as sft-train.jsonl).
 #   7. eval-grpo  as 5, on the GRPO checkpoint.
 set -euo pipefail
 
@@ -35,6 +40,7 @@ N_TRAIN=${N_TRAIN:-20000}
 N_HELDOUT=${N_HELDOUT:-300}
 STEPS=${ARITH_STEPS:-2}
 MAX_VALUE=${ARITH_MAX_VALUE:-20}
+GRPO_REWARD=${GRPO_REWARD:-answer}
 export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-2}
 
 [ -x "$MATHFORGE" ] || { echo "tiny.sh: $MATHFORGE not found; build it (cargo build --release --bin mathforge) or set MATHFORGE" >&2; exit 1; }
@@ -61,7 +67,8 @@ stage() {
 # Newest checkpoint folder of a run.
 latest() {
   local d
-  d=$(ls -d "$1"/checkpoints/step-* 2>/dev/null | sort -t- -k2 -n | tail -n 1)
+  # Numeric order of the step (a `-` elsewhere in the path must not matter: runs/tiny-v2).
+  d=$(ls -d "$1"/checkpoints/step-* 2>/dev/null | awk -F'/step-' '{ print $NF " " $0 }' | sort -n | tail -n 1 | cut -d' ' -f2-)
   [ -n "$d" ] || { echo "tiny.sh: no checkpoint in $1/checkpoints" >&2; exit 1; }
   echo "$d"
 }
@@ -119,8 +126,16 @@ evaluate() {
 stage_eval_sft() { evaluate sft "$(latest "$RUN/sft")"; }
 
 stage_grpo() {
-  "$MATHFORGE" train grpo --config configs/train-tiny-grpo.toml --out "$RUN/grpo" --init "$(latest "$RUN/sft")" \
-    --train-data "$DATA/sft-train.jsonl" --eval-data "$DATA/sft-heldout.jsonl" --max-minutes "$GRPO_MINUTES"
+  local cfg train
+  case $GRPO_REWARD in
+    checked)
+      cfg=configs/train-tiny-grpo-checked.toml
+      train="arith:split=train,steps=$STEPS,max_value=$MAX_VALUE,n=$N_TRAIN,instruct=true,check_work=true" ;;
+    answer) cfg=configs/train-tiny-grpo.toml; train=$DATA/sft-train.jsonl ;;
+    *) echo "tiny.sh: GRPO_REWARD must be checked or answer, got $GRPO_REWARD" >&2; exit 1 ;;
+  esac
+  "$MATHFORGE" train grpo --config "$cfg" --out "$RUN/grpo" --init "$(latest "$RUN/sft")" \
+    --train-data "$train" --eval-data "$DATA/sft-heldout.jsonl" --max-minutes "$GRPO_MINUTES"
 }
 
 stage_eval_grpo() { evaluate grpo "$(latest "$RUN/grpo")"; }
