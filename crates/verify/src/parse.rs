@@ -611,11 +611,13 @@ impl<'a> Parser<'a> {
         if self.eat(&Tk::P('{')) {
             let v = self.list(&[Tk::P('}')])?;
             self.expect(Tk::P('}'))?;
-            return Ok(match v.len() {
-                1 => v.into_iter().next().unwrap_or_else(|| Expr::int(0)),
-                0 => return Err(err(self.pos, "empty group")),
-                _ => Expr::List(v),
-            });
+            // An argument (`\frac{..}{..}`, `\sqrt{..}`) is one value: `\frac{1}{x,1}` has no
+            // meaning, and a list there could not be printed back (`{x, 1}` reads as a set).
+            return match v.len() {
+                1 => Ok(v.into_iter().next().unwrap_or_else(|| Expr::int(0))),
+                0 => Err(err(self.pos, "empty group")),
+                _ => Err(err(self.pos, "a list where one value is expected")),
+            };
         }
         self.expr(25)
     }
@@ -637,6 +639,16 @@ impl<'a> Parser<'a> {
                 Ok(Expr::PlusMinus(Box::new(Expr::int(0)), Box::new(self.expr(25)?)))
             }
             Tk::Num(int, frac, exp) => {
+                // `1e-70004` would be a 232,000-bit rational, and its reduction (a binary gcd)
+                // quadratic in that: such literals are refused, as the exact evaluator refuses
+                // values past MAX_BITS (10^6000 is about 20,000 bits). Regression: fuzz timeout.
+                let scale = frac.as_ref().map_or(0, |f| f.len() as i64);
+                if (exp - scale).unsigned_abs() > 6000 {
+                    return Err(err(pos, "number literal too large"));
+                }
+                self.budget
+                    .charge((int.len() as u64 + scale as u64 + exp.unsigned_abs()) / 16)
+                    .map_err(|_| err(pos, "step budget exhausted while parsing"))?;
                 let (v, places) = literal(&int, &frac, exp);
                 if frac.is_some()
                     && self.peek() == Some(&Tk::Cmd("overline".into()))
