@@ -325,20 +325,27 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, scale: f64) 
     q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)
 }
 
-/// The same attention from differentiable candle ops (any device and dtype).
+/// The same attention from differentiable candle ops (any device and dtype), `[B, T, heads, d]`
+/// layout in and out.
 pub fn attention_composed(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, scale: f64) -> CResult<Tensor> {
-    let (b, t, nh, d) = q.dims4()?;
-    let (_, s, nkv, _) = k.dims4()?;
+    let (q, k, v) = (q.transpose(1, 2)?.contiguous()?, k.transpose(1, 2)?.contiguous()?, v.transpose(1, 2)?.contiguous()?);
+    attention_heads_first(&q, &k, &v, bias, scale)?.transpose(1, 2)?.contiguous()
+}
+
+/// Composed attention in the heads-first layout of the KV cache: `q: [B, nh, T, d]`,
+/// `k, v: [B, nkv, S, d]` (contiguous), `bias: [B, 1, T, S]` → `[B, nh, T, d]`.
+pub fn attention_heads_first(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, scale: f64) -> CResult<Tensor> {
+    let (b, nh, t, d) = q.dims4()?;
+    let (_, nkv, s, _) = k.dims4()?;
+    // GQA without materializing repeated K/V: query head `kv * rep + r` uses kv head `kv`
+    // (transformers' `repeat_kv` order), so grouping the `rep` query heads of one kv head into
+    // the row dimension turns attention into one batched matmul per kv head.
     let rep = nh / nkv;
-    let q = q.transpose(1, 2)?.contiguous()?.reshape((b, nkv, rep * t, d))?;
-    let k = k.transpose(1, 2)?.contiguous()?;
-    let v = v.transpose(1, 2)?.contiguous()?;
-    let scores = (q.matmul(&k.t()?)? * scale)?.reshape((b, nh, t, s))?;
+    let scores = (q.reshape((b, nkv, rep * t, d))?.matmul(&k.t()?)? * scale)?.reshape((b, nh, t, s))?;
     let dt = scores.dtype();
     let scores = scores.to_dtype(crate::nn::compute_dtype(dt))?.broadcast_add(bias)?;
     let probs = crate::nn::softmax_last_dim(&scores)?.to_dtype(dt)?;
-    let out = probs.reshape((b, nkv, rep * t, s))?.matmul(&v)?;
-    out.reshape((b, nh, t, d))?.transpose(1, 2)?.contiguous()
+    probs.reshape((b, nkv, rep * t, s))?.matmul(v)?.reshape((b, nh, t, d))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fused;
-use crate::nn::{apply_rope, attention_bias, compute_dtype, softmax_last_dim, Embedding, Linear, RmsNorm, Rope};
+use crate::nn::{apply_rope, attention_bias, compute_dtype, Embedding, Linear, RmsNorm, Rope};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
@@ -141,19 +141,8 @@ impl Attention {
             // activations together (O(steps^2) memory); decoding never needs gradients.
             *slot = Some((k.detach(), v.detach()));
         }
-        let s = k.dim(2)?;
-        // GQA without materializing repeated K/V: query head `kv * rep + r` uses kv head `kv`
-        // (transformers' `repeat_kv` order), so grouping the `rep` query heads of one kv head into
-        // the row dimension turns attention into one batched matmul per kv head.
-        let rep = nh / nkv;
-        let qg = q.reshape((b, nkv, rep * t, d))?;
-        let scale = 1.0 / (d as f64).sqrt();
-        let scores = (qg.matmul(&k.t()?)? * scale)?.reshape((b, nh, t, s))?;
-        let dt = scores.dtype();
-        let scores = scores.to_dtype(compute_dtype(dt))?.broadcast_add(bias)?;
-        let probs = softmax_last_dim(&scores)?.to_dtype(dt)?;
-        let out = probs.reshape((b, nkv, rep * t, s))?.matmul(&v)?;
-        let out = out.reshape((b, nh, t, d))?.transpose(1, 2)?.reshape((b, t, nh * d))?;
+        let out = fused::attention_heads_first(&q, &k, &v, bias, 1.0 / (d as f64).sqrt())?;
+        let out = out.transpose(1, 2)?.reshape((b, t, nh * d))?;
         Ok(self.o_proj.forward(&out)?)
     }
 }
