@@ -21,7 +21,8 @@ pub fn known_keys<T: Serialize + Default>() -> BTreeSet<String> {
 
 /// Resolve a config: read `file` (if any), reject keys `T` does not know, apply `overrides` (the
 /// flags that were given on the command line, as a JSON object keyed by long flag name; the CLI
-/// serializes its clap struct, skipping flags not given), and deserialize. Errors name the file
+/// serializes its clap struct, skipping flags not given), and deserialize on top of
+/// `T::default()`, so a key absent from both takes the trainer's own default. Errors name the file
 /// and the key.
 pub fn resolve<T: Serialize + DeserializeOwned + Default>(
     file: Option<&Path>,
@@ -36,7 +37,7 @@ pub fn resolve<T: Serialize + DeserializeOwned + Default>(
     };
     let known = known_keys::<T>();
     let file_name = file.map(|p| p.display().to_string()).unwrap_or_else(|| "<flags>".into());
-    let mut table = match file {
+    let table = match file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
             text.parse::<toml::Table>()
@@ -54,10 +55,16 @@ pub fn resolve<T: Serialize + DeserializeOwned + Default>(
             });
         }
     }
-    for (k, v) in overrides {
-        table.insert(k, v);
-    }
-    T::deserialize(toml::Value::Table(table))
+    // The base is `T::default()` itself, not serde's per-field defaults: with `#[serde(flatten)]`
+    // serde fills a missing common key from `CommonConfig::default()` (lr 1e-3, cosine, 10 warmup
+    // steps) instead of the trainer's own (GRPO: lr 1e-5, constant, no warmup). Seeding the table
+    // with the trainer's defaults makes an absent key mean "this trainer's default" everywhere.
+    let mut base: toml::Table = to_toml(&T::default())?
+        .parse()
+        .map_err(|e: toml::de::Error| Error::Msg(format!("default config: {e}")))?;
+    base.extend(table);
+    base.extend(overrides);
+    T::deserialize(toml::Value::Table(base))
         .map_err(|e| Error::Config { file: file_name, msg: e.to_string().trim().to_string() })
 }
 
@@ -154,5 +161,43 @@ mod tests {
         write_resolved(&c, &out).unwrap();
         let back: Cfg = resolve(Some(&out), serde_json::Value::Null).unwrap();
         assert_eq!(back, c);
+    }
+
+    /// Every trainer keeps its own defaults for the common keys a file and the flags leave out
+    /// (before the fix, `flatten` filled them from `CommonConfig::default()`).
+    #[test]
+    fn absent_keys_take_each_trainers_defaults() {
+        use crate::trainer::CommonConfig;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.toml");
+        std::fs::write(&f, "steps = 7\n").unwrap();
+        macro_rules! check {
+            ($t:ty) => {{
+                let got: $t = resolve(Some(&f), serde_json::json!({"seed": 3})).unwrap();
+                let mut want = <$t>::default();
+                want.common.steps = 7;
+                want.common.seed = 3;
+                assert_eq!(got, want, "{}", stringify!($t));
+                // Serde's per-field fill would have produced this; all but SFT differ from it.
+                let generic = CommonConfig { steps: 7, seed: 3, ..CommonConfig::default() };
+                (got.common != generic)
+            }};
+        }
+        let differs = [
+            check!(crate::pretrain::PretrainConfig),
+            check!(crate::sft::SftConfig),
+            check!(crate::grpo::GrpoConfig),
+            check!(crate::rft::RftConfig),
+            check!(crate::dpo::DpoConfig),
+            check!(crate::ppo::PpoConfig),
+            check!(crate::rm::RmConfig),
+        ];
+        assert_eq!(differs, [true, false, true, true, true, true, true]);
+        // A key given in the file still beats the trainer default, and a flag beats the file.
+        std::fs::write(&f, "lr = 0.5\nschedule = \"cosine\"\n").unwrap();
+        let g: crate::grpo::GrpoConfig =
+            resolve(Some(&f), serde_json::json!({"lr": 0.25})).unwrap();
+        assert_eq!((g.common.lr, g.common.warmup_steps), (0.25, 0));
+        assert_eq!(g.common.schedule, crate::schedule::ScheduleKind::Cosine);
     }
 }

@@ -71,6 +71,18 @@ macro_rules! parse_enum {
 parse_enum!(LossAggregation, "paper" => LossAggregation::Paper, "token-mean" => LossAggregation::TokenMean, "dr-grpo" => LossAggregation::DrGrpo);
 parse_enum!(RewardScaling, "group" => RewardScaling::Group, "batch" => RewardScaling::Batch, "none" => RewardScaling::None);
 
+/// Where the advantages come from (§4.1.2 vs §4.1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Supervision {
+    /// One reward per completion (verifier or outcome RM), the same advantage on every token.
+    #[default]
+    Outcome,
+    /// A process RM's reward at the end of every reasoning step; per-token advantages.
+    Process,
+}
+parse_enum!(Supervision, "outcome" => Supervision::Outcome, "process" => Supervision::Process);
+
 /// Added to the std before dividing (TRL uses the same value).
 pub const STD_EPS: f64 = 1e-4;
 
@@ -153,6 +165,81 @@ pub fn process_advantages(
             adv
         })
         .collect()
+}
+
+/// Where each reasoning step of a completion ends, as indices into its token ids `ids`. Steps are
+/// the non-empty lines of the decoded text (the rule `rm.rs` applies to PRM labels); a step ends
+/// at the token that holds its last character, except the last step, which ends at the last
+/// token, so EOS and trailing whitespace belong to it and every token gets an advantage. A
+/// completion without text is one step.
+pub fn step_ends(tok: &mathforge_model::tokenizer::Tokenizer, ids: &[u32]) -> Result<Vec<usize>> {
+    let Some(last) = ids.len().checked_sub(1) else {
+        return Ok(vec![]);
+    };
+    let dec = |ids: &[u32]| tok.decode(ids, true).map_err(|e| Error::Msg(e.to_string()));
+    let text = dec(ids)?;
+    // Decoded length after each token (a prefix decodes to a prefix of the text).
+    let cum: Vec<usize> = (1..=ids.len()).map(|n| Ok(dec(&ids[..n])?.len())).collect::<Result<_>>()?;
+    let mut ends = vec![];
+    let mut off = 0;
+    for line in text.split('\n') {
+        if !line.trim().is_empty() {
+            let end = off + line.trim_end().len();
+            let j = cum.iter().position(|&c| c >= end).unwrap_or(last);
+            if ends.last() != Some(&j) {
+                ends.push(j);
+            }
+        }
+        off += line.len() + 1;
+    }
+    match ends.last_mut() {
+        Some(e) => *e = last,
+        None => ends.push(last),
+    }
+    Ok(ends)
+}
+
+/// Process supervision (§4.1.3) for rewarded groups: each completion's steps ([`step_ends`])
+/// are scored by the PRM at their last token, and [`process_advantages`] turns each group's step
+/// rewards into per-token advantages. Returns them (`[group][sample][token]`) and the groups
+/// whose step rewards all equal; each rollout's `reward` becomes its last step's score (what
+/// `reward_mean` reports).
+pub fn process_supervision(
+    scorer: &crate::rm::RewardScorer,
+    tok: &mathforge_model::tokenizer::Tokenizer,
+    groups: &mut [Vec<Rollout>],
+    scaling: RewardScaling,
+) -> Result<(Vec<Vec<Vec<f64>>>, Vec<usize>)> {
+    let ends: Vec<Vec<usize>> = groups
+        .iter()
+        .flatten()
+        .map(|r| step_ends(tok, &r.completion_ids))
+        .collect::<Result<_>>()?;
+    let rows: Vec<(&[u32], &[u32])> = groups
+        .iter()
+        .flatten()
+        .map(|r| (r.prompt_ids.as_slice(), r.completion_ids.as_slice()))
+        .collect();
+    let scores = scorer.score_at(&rows, &ends)?;
+    let mut it = ends.into_iter().zip(scores);
+    let (mut adv, mut zero_std) = (Vec::with_capacity(groups.len()), vec![]);
+    for (gi, g) in groups.iter_mut().enumerate() {
+        let mut steps = Vec::with_capacity(g.len());
+        for r in g.iter_mut() {
+            let (e, sc) = it.next().ok_or_else(|| Error::Msg("process_supervision: rows".into()))?;
+            r.reward = sc.last().copied().unwrap_or(0.0);
+            steps.push(
+                e.into_iter().zip(sc).map(|(end, reward)| StepReward { end, reward }).collect(),
+            );
+        }
+        let all: Vec<f64> = steps.iter().flatten().map(|s: &StepReward| s.reward).collect();
+        if all.iter().all(|x| *x == all[0]) {
+            zero_std.push(gi);
+        }
+        let lens: Vec<usize> = g.iter().map(|r| r.completion_ids.len()).collect();
+        adv.push(process_advantages(&steps, &lens, scaling));
+    }
+    Ok((adv, zero_std))
 }
 
 /// Hyper-parameters of the clipped surrogate with KL.
@@ -299,8 +386,18 @@ pub struct GrpoConfig {
     pub top_p: f32,
     /// Longest completion (paper: 1024).
     pub max_completion_len: usize,
-    /// Reset the reference model to the current policy every N steps (iterative GRPO; 0: never).
+    /// Reset the reference model to the current policy every N steps (0: never; `iterations`
+    /// sets this period for the paper's iterative GRPO).
     pub ref_reset_every: u64,
+    /// Iterative GRPO (§4.1.4): split `steps` into this many iterations; each new iteration
+    /// resets the reference to the current policy and, with a `reward-model`, first retrains
+    /// the RM on the previous iteration's samples (labelled by the verifier) plus a replay of
+    /// older ones. 1: plain GRPO.
+    pub iterations: u64,
+    /// Reward-model training steps per iteration (iterative GRPO with a `reward-model`).
+    pub rm_steps: u64,
+    /// Fraction of the older iterations' RM data replayed with the new samples (paper: 10%).
+    pub rm_replay: f64,
     /// Held-out questions for the greedy accuracy.
     pub eval_questions: usize,
     /// Wall-clock budget in minutes for the exploration/update stages (held-out evaluations not
@@ -312,6 +409,9 @@ pub struct GrpoConfig {
     /// Outcome reward model folder (`mathforge train rm`) whose `sigmoid(score)` replaces the
     /// verifier's 0/1 reward; `accuracy` still counts verifier-correct samples.
     pub reward_model: Option<String>,
+    /// outcome (one advantage per completion) or process (a process RM in `reward-model` scores
+    /// every step; per-token advantages, §4.1.3).
+    pub supervision: Supervision,
 }
 
 impl Default for GrpoConfig {
@@ -342,9 +442,13 @@ impl Default for GrpoConfig {
             top_p: 1.0,
             max_completion_len: 128,
             ref_reset_every: 0,
+            iterations: 1,
+            rm_steps: 20,
+            rm_replay: 0.1,
             eval_questions: 100,
             max_minutes: 0.0,
             reward_model: None,
+            supervision: Supervision::Outcome,
         }
     }
 }
@@ -416,13 +520,70 @@ pub fn greedy_accuracy(
 
 /// A frozen copy of the current weights (the reference model).
 fn frozen_copy(tr: &crate::trainer::Trainer) -> Result<mathforge_model::Llama> {
-    let mut ts = std::collections::HashMap::new();
-    for (n, v) in crate::trainer::named_vars(&tr.varmap)? {
-        ts.insert(n, v.as_tensor().copy()?.detach());
+    crate::heads::frozen_llama(&tr.model, &tr.varmap, &tr.device)
+}
+
+/// The step at which the reference in force after `step` steps was taken: the last multiple of
+/// `every` (iterative GRPO's reset period), 0 (the initial policy) when `every` is 0.
+pub fn reference_step(step: u64, every: u64) -> u64 {
+    if every == 0 {
+        0
+    } else {
+        step / every * every
     }
-    let dtype = tr.cfg.dtype()?;
-    let vb = candle_nn::VarBuilder::from_tensors(ts, dtype, &tr.device);
-    mathforge_model::Llama::new(tr.model_config(), vb).map_err(|e| Error::Msg(e.to_string()))
+}
+
+/// Where the reference taken at step `step` is kept (`<run>/reference/step-N/`, HF layout).
+pub fn reference_dir(run_dir: &std::path::Path, step: u64) -> std::path::PathBuf {
+    run_dir.join("reference").join(format!("step-{step}"))
+}
+
+/// The reference policy of a run that has done `tr.step()` steps, whatever it resumed from: the
+/// initial model (`init`, or the seeded `model-config` init) before the first reset; the current
+/// weights when the last reset was at this very step (the reset precedes the save); otherwise the
+/// copy written at that reset. Never the resumed weights by accident (the bug this replaced).
+fn load_reference(tr: &crate::trainer::Trainer, every: u64) -> Result<mathforge_model::Llama> {
+    let r = reference_step(tr.step(), every);
+    if r == 0 {
+        return crate::paradigm::initial_model(&tr.cfg, &tr.device);
+    }
+    if r == tr.step() {
+        return frozen_copy(tr);
+    }
+    let dir = reference_dir(&tr.run_dir, r);
+    mathforge_model::checkpoint::load(&dir, tr.cfg.dtype()?, &tr.device).map_err(|e| {
+        Error::Checkpoint {
+            path: dir.clone(),
+            msg: format!(
+                "the run resumes at step {} inside the iteration that began at step {r}, whose reference is unreadable: {e}",
+                tr.step()
+            ),
+        }
+    })
+}
+
+/// Write the reference just taken at step `tr.step()` (temp folder + rename) and keep the newest
+/// two (the newest checkpoint's iteration is one of them even if a run died between the two
+/// writes).
+fn save_reference(tr: &crate::trainer::Trainer, reference: &mathforge_model::Llama) -> Result<()> {
+    let dir = reference_dir(&tr.run_dir, tr.step());
+    let parent = tr.run_dir.join("reference");
+    let tmp = parent.join(format!(".tmp-step-{}", tr.step()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let opts = mathforge_model::checkpoint::SaveOptions { dtype: tr.cfg.dtype()?, max_shard_bytes: None };
+    mathforge_model::checkpoint::save(reference, &tmp, &opts)
+        .map_err(|e| Error::Msg(format!("saving the reference: {e}")))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
+    let mut steps: Vec<u64> = std::fs::read_dir(&parent)
+        .map_err(|e| Error::io(&parent, e))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("step-")?.parse().ok())
+        .collect();
+    steps.sort_unstable();
+    for s in steps.iter().rev().skip(2) {
+        let _ = std::fs::remove_dir_all(reference_dir(&tr.run_dir, *s));
+    }
+    Ok(())
 }
 
 /// Per-token log-probs of the completions of `rows` (`[B, Tc]`, padded with 0) under `model`,
@@ -501,6 +662,10 @@ pub fn run(
         });
     }
     let eval = cfg.eval_data.as_deref().map(open_task).transpose()?;
+    // Reference-reset period; with `iterations` > 1 and a reward model, each reset also
+    // retrains the RM (iterative GRPO, `iterative.rs`).
+    let period = crate::iterative::period(cfg)?;
+    let retrain_rm = cfg.iterations > 1 && cfg.reward_model.is_some();
     let frozen = usize::from(cfg.beta != 0.0) + usize::from(cfg.reward_model.is_some());
     let seq = 64 + cfg.max_completion_len;
     let mut tr = Trainer::open(
@@ -510,13 +675,38 @@ pub fn run(
         &crate::config::to_toml(cfg)?,
         seq,
         frozen,
-        git_commit,
+        git_commit.clone(),
     )?;
-    let mut reference = if cfg.beta != 0.0 { Some(frozen_copy(&tr)?) } else { None };
-    let scorer = match &cfg.reward_model {
+    let mut reference = if cfg.beta != 0.0 { Some(load_reference(&tr, period)?) } else { None };
+    let mut scorer = match &cfg.reward_model {
         Some(d) => Some(crate::rm::RewardScorer::load(d, tok.pad_id(), &tr.device)?),
         None => None,
     };
+    let rm_kind = scorer.as_ref().map(|s| s.kind).unwrap_or_default();
+    // A resumed iterative run scores with its own iteration's RM (retrained here if the run
+    // died before that RM was finished).
+    let iteration = crate::iterative::iteration_of(tr.step(), period, cfg.iterations);
+    if retrain_rm && iteration > 0 {
+        let dir = crate::iterative::reward_model_dir(
+            cfg,
+            &tr.run_dir,
+            iteration,
+            period,
+            rm_kind,
+            git_commit.clone(),
+        )?;
+        scorer = Some(crate::rm::RewardScorer::load(dir, tok.pad_id(), &tr.device)?);
+    }
+    if cfg.supervision == Supervision::Process
+        && scorer.as_ref().map(|s| s.kind) != Some(crate::rm::RmKind::Prm)
+    {
+        return Err(Error::Config {
+            file: "<resolved>".into(),
+            msg: "`supervision = process` needs a process reward model in `reward-model` \
+                  (`mathforge train rm --kind prm`)"
+                .into(),
+        });
+    }
     let mut samples = mathforge_io::jsonl::JsonlWriter::create(
         tr.run_dir.join(format!("samples-{}.jsonl", tr.step())),
     )?;
@@ -540,14 +730,8 @@ pub fn run(
             None => Ok(None),
         }
     };
-    // Training seconds spent by earlier runs of this folder (restored from the checkpoint).
-    let prior_seconds =
-        tr.resumed_data.get("train_wall_seconds").and_then(Value::as_f64).unwrap_or(0.0);
-    let mut spent = prior_seconds;
-    let budget = (cfg.max_minutes > 0.0).then_some(cfg.max_minutes * 60.0);
-    // The step whose checkpoint is on disk (the resumed one, or none on a fresh run).
-    let mut saved_step = (tr.step() > 0).then_some(tr.step());
-    let mut last_m: Map<String, Value> = Map::new();
+    // Training seconds of this and earlier runs of this folder (restored from the checkpoint).
+    let mut budget = crate::paradigm::Budget::new(cfg.max_minutes, &tr);
     if tr.step() == 0 {
         if let Some(acc) = eval_now(&tr)? {
             let mut m = Map::new();
@@ -556,10 +740,8 @@ pub fn run(
             progress(&StepReport { step: 0, total: cfg.common.steps, metrics: m });
         }
     }
-    // Duration of the last stage: a stage is only started when it should end within the budget.
-    let mut last_stage = 0.0;
     while !tr.done() {
-        if budget.is_some_and(|b| spent + last_stage > b) {
+        if !budget.fits_next_stage() {
             break;
         }
         let stage_start = std::time::Instant::now();
@@ -608,12 +790,41 @@ pub fn run(
             );
         }
         let verified = rollouts.iter().flatten().filter(|r| r.reward >= 1.0).count() as f64;
-        if let Some(s) = &scorer {
-            crate::rm::rescore_rollouts(s, &mut rollouts)?;
+        if retrain_rm {
+            let correct: Vec<Vec<bool>> =
+                rollouts.iter().map(|g| g.iter().map(|r| r.reward >= 1.0).collect()).collect();
+            crate::iterative::write_step_rollouts(
+                &tr.run_dir,
+                tr.step(),
+                train.as_ref(),
+                &rollouts,
+                &correct,
+            )?;
         }
+        // Per-token advantages, `[group][sample][token]`.
+        let (adv, zero_std): (Vec<Vec<Vec<f64>>>, Vec<usize>) = match (&scorer, cfg.supervision) {
+            (Some(s), Supervision::Process) => {
+                process_supervision(s, &tok, &mut rollouts, cfg.reward_scaling)?
+            }
+            (s, _) => {
+                if let Some(s) = s {
+                    crate::rm::rescore_rollouts(s, &mut rollouts)?;
+                }
+                let rewards: Vec<Vec<f64>> =
+                    rollouts.iter().map(|g| g.iter().map(|r| r.reward).collect()).collect();
+                let (adv, zero_std) = outcome_advantages(&rewards, cfg.reward_scaling);
+                let adv = adv
+                    .iter()
+                    .zip(&rollouts)
+                    .map(|(a, g)| {
+                        a.iter().zip(g).map(|(a, r)| vec![*a; r.completion_ids.len()]).collect()
+                    })
+                    .collect();
+                (adv, zero_std)
+            }
+        };
         let rewards: Vec<Vec<f64>> =
             rollouts.iter().map(|g| g.iter().map(|r| r.reward).collect()).collect();
-        let (adv, zero_std) = outcome_advantages(&rewards, cfg.reward_scaling);
         let reward_s = t_reward.elapsed().as_secs_f64();
         for g in &rollouts {
             for r in g {
@@ -622,14 +833,14 @@ pub fn run(
         }
         // Flatten into the training batch (dropping zero-variance groups when asked, and empty
         // completions, which have no token to train on).
-        let mut rows: Vec<(&Rollout, f64)> = vec![];
+        let mut rows: Vec<(&Rollout, &[f64])> = vec![];
         for (gi, g) in rollouts.iter().enumerate() {
             if cfg.skip_zero_variance && zero_std.contains(&gi) {
                 continue;
             }
             for (r, a) in g.iter().zip(&adv[gi]) {
                 if !r.completion_ids.is_empty() {
-                    rows.push((r, *a));
+                    rows.push((r, a.as_slice()));
                 }
             }
         }
@@ -670,7 +881,7 @@ pub fn run(
         // --- mu policy updates on this stage's samples. pi_old log-probs come from the first
         // update's forward pass (detached), the reference's from its own forward pass.
         let device = tr.device.clone();
-        let micro: Vec<Vec<(&Rollout, f64)>> = rows.chunks(mb).map(|c| c.to_vec()).collect();
+        let micro: Vec<Vec<(&Rollout, &[f64])>> = rows.chunks(mb).map(|c| c.to_vec()).collect();
         let mut old: Vec<Option<Tensor>> = vec![None; micro.len()];
         let refs: Vec<Option<Tensor>> = match &reference {
             Some(rm) => micro
@@ -727,8 +938,13 @@ pub fn run(
                     }
                 };
                 let tc = lp.dim(1)?;
-                let a: Vec<f32> =
-                    c.iter().flat_map(|(_, a)| std::iter::repeat_n(*a as f32, tc)).collect();
+                // Per-token advantages, zero-padded to the block's width.
+                let a: Vec<f32> = c
+                    .iter()
+                    .flat_map(|(_, a)| {
+                        (0..tc).map(move |t| a.get(t).copied().unwrap_or(0.0) as f32)
+                    })
+                    .collect();
                 let a = Tensor::from_vec(a, (c.len(), tc), &device)?;
                 let out = policy_loss(&lp, &o, refs[i].as_ref(), &a, &mask, &loss_cfg)?;
                 // Entropy proxy: mean negative log-prob of the sampled tokens.
@@ -754,18 +970,42 @@ pub fn run(
             m.insert("train_seconds".into(), Value::from(train_s));
             let total_s = stage_start.elapsed().as_secs_f64();
             // With mu > 1 the stage's generation time is counted once, at its first update.
-            let this_stage = if _update == 0 { total_s } else { train_s };
-            spent += this_stage;
-            last_stage = if _update == 0 { this_stage } else { last_stage + this_stage };
-            m.insert("train_wall_seconds".into(), Value::from(spent));
+            budget.add_stage(if _update == 0 { total_s } else { train_s }, _update == 0);
+            m.insert("train_wall_seconds".into(), Value::from(budget.spent));
             m.insert(
                 "tokens_per_second".into(),
                 Value::from(gstats.generated_tokens as f64 / total_s.max(1e-9)),
             );
             let step = tr.step();
-            if cfg.ref_reset_every > 0 && step % cfg.ref_reset_every == 0 && reference.is_some() {
-                reference = Some(frozen_copy(&tr)?);
+            if period > 0 && step % period == 0 && !tr.done() {
+                // A new iteration: the reference becomes the current policy, and the reward
+                // model learns from the iteration that just ended.
+                if reference.is_some() {
+                    let r = frozen_copy(&tr)?;
+                    save_reference(&tr, &r)?;
+                    reference = Some(r);
+                }
+                if retrain_rm {
+                    let t_rm = std::time::Instant::now();
+                    let k = crate::iterative::iteration_of(step, period, cfg.iterations);
+                    let dir = crate::iterative::reward_model_dir(
+                        cfg,
+                        &tr.run_dir,
+                        k,
+                        period,
+                        rm_kind,
+                        tr.git_commit.clone(),
+                    )?;
+                    scorer = Some(crate::rm::RewardScorer::load(dir, pad, &device)?);
+                    let rm_s = t_rm.elapsed().as_secs_f64();
+                    budget.add(rm_s);
+                    m.insert("rm_train_seconds".into(), Value::from(rm_s));
+                    m.insert("train_wall_seconds".into(), Value::from(budget.spent));
+                }
             }
+            // The iteration this step belonged to.
+            let it = crate::iterative::iteration_of(step - 1, period, cfg.iterations);
+            m.insert("iteration".into(), Value::from(it));
             if tr.done() || (cfg.common.eval_every > 0 && step % cfg.common.eval_every == 0) {
                 if let Some(acc) = eval_now(&tr)? {
                     m.insert("eval_greedy_acc".into(), Value::from(acc));
@@ -773,30 +1013,19 @@ pub fn run(
             }
             tr.log(&m)?;
             progress(&StepReport { step, total: cfg.common.steps, metrics: m.clone() });
-            if tr.done() || step % cfg.common.save_every == 0 {
-                tr.save(serde_json::json!({ "train_wall_seconds": spent }), &m)?;
-                saved_step = Some(step);
+            let save = tr.done() || step % cfg.common.save_every == 0;
+            if save {
+                let it = crate::iterative::iteration_of(step, period, cfg.iterations);
+                let data = serde_json::json!({ "train_wall_seconds": budget.spent, "iteration": it });
+                tr.save(data, &m)?;
             }
-            last_m = m;
+            budget.stepped(step, &m, save);
         }
     }
-    if !tr.done() {
-        // Stopped by the time budget: evaluate (unless this step was just evaluated) and save.
-        let step = tr.step();
-        tracing::info!(step, spent, "GRPO time budget spent");
-        if saved_step != Some(step) {
-            if !last_m.contains_key("eval_greedy_acc") {
-                if let Some(acc) = eval_now(&tr)? {
-                    let mut m = Map::new();
-                    m.insert("eval_greedy_acc".into(), Value::from(acc));
-                    tr.log(&m)?;
-                    progress(&StepReport { step, total: cfg.common.steps, metrics: m.clone() });
-                    last_m.extend(m);
-                }
-            }
-            tr.save(serde_json::json!({ "train_wall_seconds": spent }), &last_m)?;
-        }
-    }
+    // Stopped by the time budget: evaluate (unless this step was just evaluated) and save.
+    let it = crate::iterative::iteration_of(tr.step(), period, cfg.iterations);
+    let data = serde_json::json!({ "train_wall_seconds": budget.spent, "iteration": it });
+    budget.finish(&mut tr, data, &eval_now, &mut progress)?;
     samples.finish()?;
     tr.plot()?;
     Ok(tr.run_dir.clone())

@@ -12,6 +12,7 @@ pub mod dpo;
 pub mod error;
 pub mod grpo;
 pub mod heads;
+pub mod iterative;
 pub mod metrics;
 pub mod optim;
 pub mod paradigm;

@@ -440,6 +440,8 @@ pub struct Budget {
     pub spent: f64,
     saved_step: Option<u64>,
     last: serde_json::Map<String, serde_json::Value>,
+    /// Seconds of the last exploration stage (GRPO/PPO), the estimate of the next one.
+    last_stage: f64,
 }
 
 impl Budget {
@@ -450,11 +452,18 @@ impl Budget {
             .get("train_wall_seconds")
             .and_then(serde_json::Value::as_f64)
             .unwrap_or(0.0);
+        Budget::resumed(max_minutes, spent, tr.step())
+    }
+
+    /// A budget of `max_minutes` (0: none) of which `spent` seconds were used by the run that
+    /// saved step `step` (0: a fresh run).
+    pub fn resumed(max_minutes: f64, spent: f64, step: u64) -> Budget {
         Budget {
             limit: (max_minutes > 0.0).then_some(max_minutes * 60.0),
             spent,
-            saved_step: (tr.step() > 0).then_some(tr.step()),
+            saved_step: (step > 0).then_some(step),
             last: serde_json::Map::new(),
+            last_stage: 0.0,
         }
     }
 
@@ -466,6 +475,27 @@ impl Budget {
     /// Count `seconds` of sampling or training.
     pub fn add(&mut self, seconds: f64) {
         self.spent += seconds;
+    }
+
+    /// GRPO's and PPO's rule for an exploration stage (sampling, rewards and `mu` updates): start
+    /// it only if, taking as long as the previous stage, it ends within the budget, so "at most N
+    /// minutes" holds instead of "N minutes plus one stage" (the tiny GRPO run overshot 600 s by
+    /// 7.8 s before). The first stage always starts unless the budget is already spent.
+    pub fn fits_next_stage(&self) -> bool {
+        !self.limit.is_some_and(|l| self.spent + self.last_stage > l)
+    }
+
+    /// Count `seconds` of an exploration stage: `first` for its first update (which includes the
+    /// stage's sampling), `false` for each further update of the same stage.
+    pub fn add_stage(&mut self, seconds: f64, first: bool) {
+        self.spent += seconds;
+        self.last_stage = if first { seconds } else { self.last_stage + seconds };
+    }
+
+    /// True when [`Budget::finish`] will save a checkpoint (a budget-ended run whose last step
+    /// was not saved): trainers with a second model (PPO's critic) save it first.
+    pub fn will_save(&self, tr: &crate::trainer::Trainer) -> bool {
+        !tr.done() && self.saved_step != Some(tr.step())
     }
 
     /// Record the metrics logged for `step` and whether a checkpoint of it was saved.
@@ -524,6 +554,25 @@ mod tests {
     use super::*;
     use crate::grpo::{policy_loss, LossAggregation, LossConfig};
     use candle_core::{Device, Var};
+
+    /// A stage starts only when, lasting as long as the previous one, it ends within the budget.
+    #[test]
+    fn stage_look_ahead() {
+        let mut b = Budget::resumed(1.0, 0.0, 0);
+        assert!(b.fits_next_stage(), "the first stage starts");
+        b.add_stage(25.0, true);
+        b.add_stage(5.0, false);
+        // 30 s spent, the last stage took 30 s: a second one ends at 60 s, within the minute.
+        assert!(b.fits_next_stage());
+        b.add_stage(31.0, true);
+        assert!(!b.fits_next_stage(), "61 s spent");
+        let mut b = Budget::resumed(1.0, 40.0, 3);
+        assert!(b.fits_next_stage(), "resumed: no stage measured yet");
+        b.add_stage(15.0, true);
+        assert!(!b.fits_next_stage(), "55 + 15 > 60");
+        assert!(!b.exhausted(), "the plain rule would start it");
+        assert!(Budget::resumed(0.0, 1e9, 0).fits_next_stage(), "no limit");
+    }
 
     fn t2(v: &[[f32; 3]; 2]) -> Tensor {
         Tensor::new(v, &Device::Cpu).unwrap()

@@ -86,8 +86,10 @@ pub struct PpoConfig {
     /// Longest completion.
     pub max_completion_len: usize,
     /// Wall-clock budget in minutes for the exploration/update stages (held-out evaluations not
-    /// counted; 0: no limit), as GRPO's, so both can be compared on the same budget. The time used
-    /// is kept in the checkpoints, so a resumed run continues the same budget.
+    /// counted; 0: no limit), as GRPO's, so both can be compared on the same budget: a stage
+    /// starts only if, taking as long as the previous one, it ends within the budget
+    /// ([`crate::paradigm::Budget::fits_next_stage`]). The time used is kept in the checkpoints,
+    /// so a resumed run continues the same budget.
     pub max_minutes: f64,
 }
 
@@ -128,36 +130,13 @@ impl Default for PpoConfig {
     }
 }
 
-/// [`crate::config::resolve`] with `T::default()` as the base table. serde's `flatten` fills
-/// the common keys a file and the flags leave out from `CommonConfig::default()` (lr 1e-3,
-/// cosine, 10 warmup steps), not from the trainer's own defaults (PPO: lr 1e-5, constant, no
-/// warmup); seeding the table with the trainer's defaults keeps them. Errors (unknown keys, bad
-/// values) still name the file and the key: the plain resolution runs first.
+/// Kept for callers of the old workaround: [`crate::config::resolve`] now starts from
+/// `T::default()` itself, so every trainer keeps its own defaults.
 pub fn resolve_config<T>(file: Option<&Path>, overrides: Value) -> Result<T>
 where
     T: Serialize + serde::de::DeserializeOwned + Default,
 {
-    let _checked: T = crate::config::resolve(file, overrides.clone())?;
-    let mut table: toml::Table = crate::config::to_toml(&T::default())?
-        .parse()
-        .map_err(|e| Error::Msg(format!("default config: {e}")))?;
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let given: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::Config {
-            file: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
-        table.extend(given);
-    }
-    let merged = serde_json::to_value(table).map_err(|e| Error::Msg(e.to_string()))?;
-    let mut merged = match merged {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
-    if let Value::Object(flags) = overrides {
-        merged.extend(flags);
-    }
-    crate::config::resolve(None, Value::Object(merged))
+    crate::config::resolve(file, overrides)
 }
 
 /// Generalized advantage estimation for one completion: `(advantages, returns)`, with the value
@@ -479,10 +458,7 @@ pub fn run(
             None => Ok(None),
         }
     };
-    let mut spent =
-        tr.resumed_data.get("train_wall_seconds").and_then(Value::as_f64).unwrap_or(0.0);
-    let budget = (cfg.max_minutes > 0.0).then_some(cfg.max_minutes * 60.0);
-    let mut saved_step = (tr.step() > 0).then_some(tr.step());
+    let mut budget = crate::paradigm::Budget::new(cfg.max_minutes, &tr);
     let mut last_m: Map<String, Value> = Map::new();
     if tr.step() == 0 {
         if let Some(acc) = eval_now(&tr)? {
@@ -493,7 +469,8 @@ pub fn run(
         }
     }
     while !tr.done() {
-        if budget.is_some_and(|b| spent >= b) {
+        // As GRPO: a stage starts only if it should end within the budget.
+        if !budget.fits_next_stage() {
             break;
         }
         let stage_start = std::time::Instant::now();
@@ -730,8 +707,9 @@ pub fn run(
             let train_s = t_train.elapsed().as_secs_f64();
             m.insert("train_seconds".into(), Value::from(train_s));
             // The stage's generation and advantage time is counted once, at its first epoch.
-            spent += if epoch == 0 { stage_start.elapsed().as_secs_f64() } else { train_s };
-            m.insert("train_wall_seconds".into(), Value::from(spent));
+            let stage_s = if epoch == 0 { stage_start.elapsed().as_secs_f64() } else { train_s };
+            budget.add_stage(stage_s, epoch == 0);
+            m.insert("train_wall_seconds".into(), Value::from(budget.spent));
             m.insert(
                 "tokens_per_second".into(),
                 Value::from(
@@ -746,31 +724,23 @@ pub fn run(
             }
             tr.log(&m)?;
             progress(&StepReport { step, total: c.steps, metrics: m.clone() });
-            if tr.done() || step % c.save_every == 0 {
+            let save = tr.done() || step % c.save_every == 0;
+            if save {
                 // Critic first: a run killed in between resumes from an older policy checkpoint,
                 // whose critic checkpoint still exists.
                 save_critic(&critic_opt, &tr.rng, &m)?;
-                tr.save(serde_json::json!({ "train_wall_seconds": spent }), &m)?;
-                saved_step = Some(step);
+                tr.save(serde_json::json!({ "train_wall_seconds": budget.spent }), &m)?;
             }
+            budget.stepped(step, &m, save);
             last_m = m;
         }
     }
-    if !tr.done() && saved_step != Some(tr.step()) {
-        // Stopped by the time budget: evaluate (unless just done) and save policy and critic.
-        let step = tr.step();
-        tracing::info!(step, spent, "PPO time budget spent");
-        if !last_m.contains_key("eval_greedy_acc") {
-            if let Some(acc) = eval_now(&tr)? {
-                let mut m = Map::new();
-                m.insert("eval_greedy_acc".into(), Value::from(acc));
-                tr.log(&m)?;
-                progress(&StepReport { step, total: c.steps, metrics: m });
-            }
-        }
+    // Stopped by the time budget: evaluate (unless just done) and save critic, then policy.
+    if budget.will_save(&tr) {
         save_critic(&critic_opt, &tr.rng, &last_m)?;
-        tr.save(serde_json::json!({ "train_wall_seconds": spent }), &last_m)?;
     }
+    let data = serde_json::json!({ "train_wall_seconds": budget.spent });
+    budget.finish(&mut tr, data, &eval_now, &mut progress)?;
     samples.finish()?;
     tr.plot()?;
     Ok(tr.run_dir.clone())
@@ -780,25 +750,6 @@ pub fn run(
 mod tests {
     use super::*;
     use candle_core::Var;
-
-    /// The trainer's own defaults survive `flatten`; file and flags still override them.
-    #[test]
-    fn resolve_keeps_trainer_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("p.toml");
-        std::fs::write(&f, "warmup-steps = 3\nvf-coef = 0.5\n").unwrap();
-        let c: PpoConfig =
-            resolve_config(Some(&f), serde_json::json!({"lr": 2e-4, "init": "m"})).unwrap();
-        assert_eq!(c.common.lr, 2e-4);
-        assert_eq!(c.common.warmup_steps, 3);
-        assert_eq!(c.vf_coef, 0.5);
-        assert_eq!(c.common.schedule, crate::schedule::ScheduleKind::Constant);
-        assert_eq!(c.common.weight_decay, 0.0);
-        assert_eq!(c.common.init.as_deref(), Some("m"));
-        std::fs::write(&f, "vf_coef = 0.5\n").unwrap();
-        let err = resolve_config::<PpoConfig>(Some(&f), Value::Null).err().unwrap().to_string();
-        assert!(err.contains("p.toml") && err.contains("`vf_coef`"), "{err}");
-    }
 
     #[test]
     fn gae_hand_values() {

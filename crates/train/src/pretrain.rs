@@ -2,7 +2,9 @@
 //! DeepSeekMath-Base 7B continued training on 56% DeepSeekMath Corpus, 4% AlgebraicStack, 10% arXiv,
 //! 20% GitHub code, 10% natural language), with held-out perplexity.
 //!
-//! Each source is a JSONL file (`.jsonl`, `.gz`, `.zst`) whose `text-field` holds a document.
+//! Each source is a JSONL file (`.jsonl`, `.gz`, `.zst`) whose `text-field` holds a document, or
+//! a Parquet file (`.parquet`, the Hugging Face datasets layout) whose string column
+//! `text-column` does; Parquet is streamed one row group at a time, reading only that column.
 //! Documents are tokenized (BOS when the tokenizer has one, EOS appended) and concatenated per
 //! source; each training sequence is `seq-len + 1` tokens of one source, the source drawn with
 //! probability proportional to its weight, so the mixture holds per sequence. Consecutive windows
@@ -11,10 +13,10 @@
 //! perplexity is `exp(mean NLL)` over windows packed from them.
 //!
 //! Resume: the data position of each source is (epoch, last line read, leftover tokens), stored
-//! in the checkpoint's `meta.json`; on resume the file is reopened and read up to that line. Bad
-//! records (invalid JSON, missing or non-string text) are skipped and counted by reason.
-//!
-//! Parquet input is not read here yet (convert with `mathforge corpus` tools first).
+//! in the checkpoint's `meta.json` (for Parquet the "line" is the 1-based row); on resume the
+//! file is reopened and read up to that line (Parquet skips whole row groups from the footer's
+//! row counts). Bad records (invalid JSON, missing, null or non-string text) are skipped and
+//! counted by reason.
 use crate::config::{to_json, to_toml};
 use crate::trainer::{pad_batch, CommonConfig, MicroLoss, StepReport, Trainer};
 use crate::{Error, Result};
@@ -23,12 +25,14 @@ use mathforge_io::jsonl::JsonlReader;
 use mathforge_model::logprob::token_logprobs;
 use mathforge_model::tokenizer::Tokenizer;
 use mathforge_model::Llama;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::ProjectionMask;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `mathforge train pretrain` settings (keys = long flags).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +45,8 @@ pub struct PretrainConfig {
     pub data: Vec<String>,
     /// JSONL field holding the document text.
     pub text_field: String,
+    /// Parquet column holding the document text (`.parquet` sources).
+    pub text_column: String,
     /// Tokens per training sequence.
     pub seq_len: usize,
     /// Leading documents of each source kept out of training for perplexity.
@@ -55,6 +61,7 @@ impl Default for PretrainConfig {
             common: CommonConfig { lr: 3e-3, warmup_steps: 20, ..CommonConfig::default() },
             data: vec![],
             text_field: "text".into(),
+            text_column: "text".into(),
             seq_len: 256,
             heldout_docs: 20,
             heldout_windows: 16,
@@ -69,8 +76,145 @@ pub struct Source {
     pub name: String,
     /// Relative weight.
     pub weight: f64,
-    /// JSONL file.
+    /// JSONL or Parquet file.
     pub path: PathBuf,
+}
+
+fn is_parquet(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+}
+
+/// One record of a source: its 1-based line (JSONL) or row (Parquet) and its text, or why it has
+/// none (the skip reason counted in the data position).
+type DocRecord = (u64, std::result::Result<String, String>);
+
+/// Streams the text column of a Parquet file a row group at a time.
+struct ParquetText {
+    path: PathBuf,
+    column: String,
+    reader: ParquetRecordBatchReader,
+    batch: Option<arrow_array::StringArray>,
+    next_in_batch: usize,
+    row: u64,
+}
+
+impl ParquetText {
+    /// Open `path` after its first `skip` rows (whole row groups are skipped unread).
+    fn open(path: &Path, column: &str, skip: u64) -> Result<Self> {
+        let bad = |m: String| Error::Data { path: path.into(), line: 0, msg: m };
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| bad(format!("not a readable Parquet file: {e}")))?;
+        let Some(idx) = builder.schema().fields().iter().position(|f| f.name() == column) else {
+            return Err(bad(format!("no column `{column}` (set `text-column`)")));
+        };
+        let mask = ProjectionMask::roots(builder.parquet_schema(), [idx]);
+        let (mut groups, mut row) = (vec![], 0u64);
+        for (g, meta) in builder.metadata().row_groups().iter().enumerate() {
+            let n = meta.num_rows().max(0) as u64;
+            if row + n <= skip && groups.is_empty() {
+                row += n;
+            } else {
+                groups.push(g);
+            }
+        }
+        let reader = builder
+            .with_projection(mask)
+            .with_row_groups(groups)
+            .with_batch_size(1024)
+            .build()
+            .map_err(|e| bad(format!("cannot read Parquet: {e}")))?;
+        let mut me = ParquetText {
+            path: path.into(),
+            column: column.into(),
+            reader,
+            batch: None,
+            next_in_batch: 0,
+            row,
+        };
+        while me.row < skip {
+            if me.next().transpose()?.is_none() {
+                break;
+            }
+        }
+        Ok(me)
+    }
+}
+
+impl Iterator for ParquetText {
+    type Item = Result<DocRecord>;
+    fn next(&mut self) -> Option<Self::Item> {
+        use arrow_array::Array;
+        loop {
+            if let Some(b) = &self.batch {
+                if self.next_in_batch < b.len() {
+                    let i = self.next_in_batch;
+                    self.next_in_batch += 1;
+                    self.row += 1;
+                    let text = if b.is_null(i) {
+                        Err(format!("null_{}", self.column))
+                    } else {
+                        Ok(b.value(i).to_string())
+                    };
+                    return Some(Ok((self.row, text)));
+                }
+            }
+            let batch = match self.reader.next()? {
+                Ok(b) => b,
+                Err(e) => {
+                    return Some(Err(Error::Data {
+                        path: self.path.clone(),
+                        line: self.row + 1,
+                        msg: format!("Parquet read error at row {}: {e}", self.row + 1),
+                    }))
+                }
+            };
+            let col = match arrow_cast::cast(batch.column(0), &arrow_schema::DataType::Utf8) {
+                Ok(c) => c,
+                Err(e) => {
+                    return Some(Err(Error::Data {
+                        path: self.path.clone(),
+                        line: self.row + 1,
+                        msg: format!("column `{}` is not text: {e}", self.column),
+                    }))
+                }
+            };
+            let Some(strings) = col.as_any().downcast_ref::<arrow_array::StringArray>() else {
+                return Some(Err(Error::Msg(format!(
+                    "column `{}`: not a string array",
+                    self.column
+                ))));
+            };
+            self.batch = Some(strings.clone());
+            self.next_in_batch = 0;
+        }
+    }
+}
+
+/// The records of a source file: JSONL lines (text in `field`) or Parquet rows (text in
+/// `column`), after the first `skip`.
+fn open_docs(
+    path: &Path,
+    field: &str,
+    column: &str,
+    skip: u64,
+) -> Result<Box<dyn Iterator<Item = Result<DocRecord>> + Send>> {
+    if is_parquet(path) {
+        return Ok(Box::new(ParquetText::open(path, column, skip)?));
+    }
+    let field = field.to_string();
+    let it = JsonlReader::open(path)?.skip_while(move |r| r.line <= skip).map(move |rec| {
+        let text = match rec.value {
+            Ok(v) => match v.get(&field) {
+                Some(Value::String(t)) => Ok(t.clone()),
+                Some(_) => Err(format!("{field}_not_string")),
+                None => Err(format!("missing_{field}")),
+            },
+            Err(_) => Err("invalid_json".to_string()),
+        };
+        Ok((rec.line, text))
+    });
+    Ok(Box::new(it))
 }
 
 /// Parse `NAME:WEIGHT:PATH` (the path may itself contain `:`).
@@ -112,7 +256,7 @@ pub struct SourcePos {
 
 struct SourceStream {
     src: Source,
-    reader: Option<JsonlReader>,
+    reader: Option<Box<dyn Iterator<Item = Result<DocRecord>> + Send>>,
     pos: SourcePos,
     heldout_cutoff: u64,
 }
@@ -121,6 +265,7 @@ struct SourceStream {
 pub struct Mixture {
     sources: Vec<SourceStream>,
     text_field: String,
+    text_column: String,
     heldout_docs: usize,
     seq_len: usize,
 }
@@ -139,10 +284,12 @@ fn doc_tokens(tok: &Tokenizer, text: &str) -> Result<Vec<u32>> {
 }
 
 impl Mixture {
-    /// Open the sources at positions `pos` (empty: start).
+    /// Open the sources at positions `pos` (empty: start); `text_field` names the JSONL field
+    /// and `text_column` the Parquet column holding the text.
     pub fn open(
         sources: Vec<Source>,
         text_field: &str,
+        text_column: &str,
         heldout_docs: usize,
         seq_len: usize,
         pos: Vec<SourcePos>,
@@ -156,10 +303,16 @@ impl Mixture {
         let mut out = Vec::new();
         for (i, src) in sources.into_iter().enumerate() {
             let pos = pos.get(i).cloned().unwrap_or_default();
-            let heldout_cutoff = heldout_cutoff(&src.path, heldout_docs, text_field)?;
+            let heldout_cutoff = heldout_cutoff(&src.path, heldout_docs, text_field, text_column)?;
             out.push(SourceStream { src, reader: None, pos, heldout_cutoff });
         }
-        Ok(Mixture { sources: out, text_field: text_field.into(), heldout_docs, seq_len })
+        Ok(Mixture {
+            sources: out,
+            text_field: text_field.into(),
+            text_column: text_column.into(),
+            heldout_docs,
+            seq_len,
+        })
     }
 
     /// Current positions (for the checkpoint).
@@ -175,25 +328,17 @@ impl Mixture {
     /// Read the next training document of source `i` (skipping held-out and bad ones), restarting
     /// the file at its end.
     fn next_doc(&mut self, i: usize, tok: &Tokenizer) -> Result<Vec<u32>> {
-        let field = self.text_field.clone();
         let heldout = self.heldout_docs;
         let s = &mut self.sources[i];
         let mut restarted_empty = false;
         loop {
             if s.reader.is_none() {
-                let mut r = JsonlReader::open(&s.src.path)?;
                 // Skip what an earlier run (or this epoch) already consumed.
-                if s.pos.line > 0 {
-                    for rec in r.by_ref() {
-                        if rec.line >= s.pos.line {
-                            break;
-                        }
-                    }
-                }
-                s.reader = Some(r);
+                s.reader =
+                    Some(open_docs(&s.src.path, &self.text_field, &self.text_column, s.pos.line)?);
             }
             let reader = s.reader.as_mut().expect("opened above");
-            let Some(rec) = reader.next() else {
+            let Some(rec) = reader.next().transpose()? else {
                 if s.pos.line == 0 || restarted_empty {
                     return Err(Error::Data {
                         path: s.src.path.clone(),
@@ -207,21 +352,12 @@ impl Mixture {
                 restarted_empty = true;
                 continue;
             };
-            s.pos.line = rec.line;
-            let text = match rec.value {
-                Ok(v) => match v.get(&field) {
-                    Some(Value::String(t)) => t.clone(),
-                    Some(_) => {
-                        *s.pos.skipped.entry(format!("{field}_not_string")).or_default() += 1;
-                        continue;
-                    }
-                    None => {
-                        *s.pos.skipped.entry(format!("missing_{field}")).or_default() += 1;
-                        continue;
-                    }
-                },
-                Err(_) => {
-                    *s.pos.skipped.entry("invalid_json".into()).or_default() += 1;
+            let (line, text) = rec;
+            s.pos.line = line;
+            let text = match text {
+                Ok(t) => t,
+                Err(reason) => {
+                    *s.pos.skipped.entry(reason).or_default() += 1;
                     continue;
                 }
             };
@@ -229,7 +365,7 @@ impl Mixture {
                 *s.pos.skipped.entry("empty_text".into()).or_default() += 1;
                 continue;
             }
-            if rec.line <= s.heldout_cutoff {
+            if line <= s.heldout_cutoff {
                 continue;
             }
             return doc_tokens(tok, &text);
@@ -275,17 +411,16 @@ impl Mixture {
         for s in &self.sources {
             let mut buf = vec![];
             let mut docs = 0;
-            for rec in JsonlReader::open(&s.src.path)? {
+            for rec in open_docs(&s.src.path, &self.text_field, &self.text_column, 0)? {
                 if docs >= self.heldout_docs {
                     break;
                 }
-                let Ok(v) = rec.value else { continue };
-                let Some(Value::String(t)) = v.get(&self.text_field) else { continue };
+                let Ok(t) = rec?.1 else { continue };
                 if t.is_empty() {
                     continue;
                 }
                 docs += 1;
-                buf.extend(doc_tokens(tok, t)?);
+                buf.extend(doc_tokens(tok, &t)?);
             }
             let need = self.seq_len + 1;
             let mut windows = vec![];
@@ -305,17 +440,17 @@ impl Mixture {
 
 /// Line of the `heldout`-th usable document (non-empty string `field`) of `path`; 0 when
 /// nothing is held out. Lines up to it are never trained on.
-fn heldout_cutoff(path: &std::path::Path, heldout: usize, field: &str) -> Result<u64> {
+fn heldout_cutoff(path: &Path, heldout: usize, field: &str, column: &str) -> Result<u64> {
     let mut docs = 0;
     let mut last = 0;
     if heldout == 0 {
         return Ok(0);
     }
-    for rec in JsonlReader::open(path)? {
-        let Ok(v) = rec.value else { continue };
-        if matches!(v.get(field), Some(Value::String(t)) if !t.is_empty()) {
+    for rec in open_docs(path, field, column, 0)? {
+        let (line, text) = rec?;
+        if matches!(text, Ok(t) if !t.is_empty()) {
             docs += 1;
-            last = rec.line;
+            last = line;
             if docs >= heldout {
                 break;
             }
@@ -412,7 +547,14 @@ pub fn run(
         v => serde_json::from_value(v.get("sources").cloned().unwrap_or(Value::Null))
             .map_err(|e| Error::Msg(format!("bad data position in checkpoint: {e}")))?,
     };
-    let mut mix = Mixture::open(sources, &cfg.text_field, cfg.heldout_docs, cfg.seq_len, pos)?;
+    let mut mix = Mixture::open(
+        sources,
+        &cfg.text_field,
+        &cfg.text_column,
+        cfg.heldout_docs,
+        cfg.seq_len,
+        pos,
+    )?;
     let heldout = mix.heldout_windows(&tok, cfg.heldout_windows)?;
     let names = mix.names();
     let chunk = cfg.common.logprob_chunk;

@@ -400,10 +400,13 @@ pub fn evaluate(model: &HeadModel, exs: &[RmExample], pad: u32, micro: usize) ->
     Ok(RmEval { loss: loss_sum / n, accuracy: correct / n, auc: auc(&scores, &labels) })
 }
 
-/// A trained outcome reward model used as the RL reward (GRPO/PPO `--reward-model DIR`).
+/// A trained reward model used as the RL reward (GRPO/PPO `--reward-model DIR`): an ORM scores
+/// the last token of a completion, a PRM (GRPO `--supervision process`) each step's last token.
 pub struct RewardScorer {
     /// The model.
     pub model: HeadModel,
+    /// Outcome or process reward model (`mathforge_head` of its `config.json`).
+    pub kind: RmKind,
     pad: u32,
     micro: usize,
 }
@@ -412,8 +415,9 @@ impl RewardScorer {
     /// Load a reward model folder (written by `mathforge train rm`); `pad` pads batches.
     pub fn load(dir: impl AsRef<Path>, pad: u32, device: &Device) -> Result<Self> {
         let dir = dir.as_ref();
-        match crate::heads::head_kind_of(dir).as_deref() {
-            Some("orm") | Some("prm") => {}
+        let kind = match crate::heads::head_kind_of(dir).as_deref() {
+            Some("orm") => RmKind::Orm,
+            Some("prm") => RmKind::Prm,
             other => {
                 return Err(Error::Checkpoint {
                     path: dir.to_path_buf(),
@@ -422,21 +426,45 @@ impl RewardScorer {
                     ),
                 })
             }
-        }
-        Ok(RewardScorer { model: HeadModel::load(dir, 0, DType::F32, device)?, pad, micro: 16 })
+        };
+        let model = HeadModel::load(dir, 0, DType::F32, device)?;
+        Ok(RewardScorer { model, kind, pad, micro: 16 })
     }
 
     /// `sigmoid(score)` at the last token of each `prompt ++ completion`.
     pub fn score(&self, rows: &[(&[u32], &[u32])]) -> Result<Vec<f64>> {
+        let last: Vec<Vec<usize>> =
+            rows.iter().map(|(_, c)| vec![c.len().saturating_sub(1)]).collect();
+        Ok(self.score_at(rows, &last)?.into_iter().map(|v| v[0]).collect())
+    }
+
+    /// `sigmoid(score)` of each `prompt ++ completion` at the completion positions `at[i]` (0-based
+    /// indices into row i's completion; an empty completion is read at the prompt's last token):
+    /// a PRM's step rewards when `at` holds each step's last token.
+    pub fn score_at(&self, rows: &[(&[u32], &[u32])], at: &[Vec<usize>]) -> Result<Vec<Vec<f64>>> {
+        if rows.len() != at.len() {
+            return Err(Error::Msg(format!(
+                "score_at: {} rows but {} position lists",
+                rows.len(),
+                at.len()
+            )));
+        }
         let device = self.model.backbone.device().clone();
         let mut out = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(self.micro) {
+        for (chunk, pos) in rows.chunks(self.micro).zip(at.chunks(self.micro)) {
             let seqs: Vec<Vec<u32>> = chunk.iter().map(|(p, c)| [*p, *c].concat()).collect();
             let (ids, mask) = pad_batch(&seqs, self.pad, &device)?;
             let v = self.model.forward(&ids, Some(&mask))?.detach().to_vec2::<f32>()?;
-            for (s, row) in seqs.iter().zip(v) {
-                let x = row[s.len().saturating_sub(1)] as f64;
-                out.push(1.0 / (1.0 + (-x).exp()));
+            for (((p, _), s), (row, ps)) in chunk.iter().zip(&seqs).zip(v.iter().zip(pos)) {
+                let last = s.len().saturating_sub(1);
+                out.push(
+                    ps.iter()
+                        .map(|&j| {
+                            let x = row[(p.len() + j).min(last)] as f64;
+                            1.0 / (1.0 + (-x).exp())
+                        })
+                        .collect(),
+                );
             }
         }
         Ok(out)

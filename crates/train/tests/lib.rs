@@ -2,12 +2,14 @@
 //! tokenizer trained in the test: pretrain (mixture, perplexity, checkpoints, exact resume, NaN
 //! stop, memory refusal), SFT (response-only loss) and GRPO (rollouts, verifier reward, metrics).
 //! Each run is a few steps so the whole file stays within seconds in release mode.
-use mathforge_model::tokenizer::{train_bpe, BpeTrainConfig};
 use mathforge_train::grpo::GrpoConfig;
 use mathforge_train::pretrain::PretrainConfig;
 use mathforge_train::sft::{batch_tensors, encode_pair, SftConfig};
 use mathforge_train::trainer::CommonConfig;
 use std::path::{Path, PathBuf};
+use util::metrics;
+
+mod util;
 
 fn arith_docs(n: usize) -> Vec<String> {
     (0..n)
@@ -26,22 +28,7 @@ fn arith_docs(n: usize) -> Vec<String> {
 fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let docs = arith_docs(60);
-    let tok = train_bpe(
-        docs.iter().map(String::as_str),
-        &BpeTrainConfig { vocab_size: 300, ..Default::default() },
-    )
-    .unwrap();
-    let tok_dir = dir.path().join("tok");
-    tok.save_dir(&tok_dir, Some(512)).unwrap();
-    let cfg = serde_json::json!({
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 32,
-        "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "vocab_size": tok.vocab_size(), "max_position_embeddings": 256,
-        "rms_norm_eps": 1e-5, "tie_word_embeddings": false, "bos_token_id": 0, "eos_token_id": 1,
-        "pad_token_id": 2, "initializer_range": 0.02
-    });
-    let cfg_path = dir.path().join("config.json");
-    std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let (tok_dir, cfg_path) = util::tiny_model(dir.path(), &docs, 256);
     let mut a = String::new();
     for d in &docs {
         a.push_str(&serde_json::json!({ "text": d }).to_string());
@@ -90,13 +77,6 @@ fn pretrain_cfg(dir: &Path, out: &str, tok: &Path, cfg: &Path, steps: u64) -> Pr
     }
 }
 
-fn metrics(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 #[test]
 fn pretrain_logs_checkpoints_and_resumes_exactly() {
@@ -313,4 +293,123 @@ fn committed_configs_parse() {
         "{}",
         model.num_parameters()
     );
+}
+
+/// Issue 5 regression: a resumed GRPO run used its resumed weights as the reference (KL 0 right
+/// after the restart). The reference must be the initial policy (or, with `ref-reset-every`, the
+/// policy of the iteration's first step), so 2 + 2 steps log the same KL and end on the same
+/// weights as 4 straight steps, with and without a reset inside the resumed stretch.
+#[test]
+fn grpo_resume_keeps_the_reference() {
+    let (dir, tok, cfg) = setup();
+    let d = dir.path();
+    let base = |out: &str, steps: u64, save_every: u64, reset: u64| GrpoConfig {
+        common: CommonConfig {
+            lr: 3e-3,
+            save_every,
+            schedule: mathforge_train::schedule::ScheduleKind::Constant,
+            ..common(&d.join(out), &tok, &cfg, steps)
+        },
+        train_data: "arith:split=train,steps=1,n=20".into(),
+        eval_data: None,
+        group_size: 2,
+        questions_per_step: 2,
+        max_completion_len: 6,
+        beta: 0.5,
+        ref_reset_every: reset,
+        ..Default::default()
+    };
+    let kl = |run: &Path| -> Vec<f64> {
+        metrics(run).iter().filter_map(|r| r["kl"].as_f64()).collect()
+    };
+    let weights = |run: &Path, step: u64| {
+        std::fs::read(run.join(format!("checkpoints/step-{step}/model.safetensors"))).unwrap()
+    };
+    // (reset period, steps of the first invocation, total): no reset; a reset at step 2 with
+    // the run resumed at step 3, so the reference comes from `reference/step-2`.
+    for (reset, first, total) in [(0, 2, 4), (2, 3, 5)] {
+        let straight = mathforge_train::grpo::run(&base("s", total, 100, reset), None, |_| {})
+            .unwrap();
+        let resumed_dir = format!("r{reset}");
+        mathforge_train::grpo::run(&base(&resumed_dir, first, 100, reset), None, |_| {}).unwrap();
+        let resumed =
+            mathforge_train::grpo::run(&base(&resumed_dir, total, 100, reset), None, |_| {})
+                .unwrap();
+        let (a, b) = (kl(&straight), kl(&resumed));
+        assert_eq!(a.len(), total as usize);
+        assert!(a[first as usize] > 0.0, "the policy moved away from the reference: {a:?}");
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= 1e-9 + 1e-6 * x.abs(), "kl {a:?} vs {b:?}");
+        }
+        assert!(weights(&straight, total) == weights(&resumed, total), "reset {reset}");
+        if reset > 0 {
+            assert!(resumed.join("reference/step-2/model.safetensors").exists());
+        }
+        std::fs::remove_dir_all(&straight).unwrap();
+    }
+}
+
+/// `train pretrain` on a Parquet source (issue 5: "packed token streams from JSONL/Parquet
+/// corpora"): the text column (`text-column`) is streamed a row group at a time; a run on the
+/// Parquet file gives bit for bit the weights of the same run on the same documents as JSONL,
+/// and an interrupted Parquet run resumes mid-file (past whole row groups) to the same weights.
+#[test]
+fn pretrain_reads_parquet_and_resumes_inside_it() {
+    use std::sync::Arc;
+    let (dir, tok, cfg) = setup();
+    let d = dir.path();
+    // 60 documents and a null in row 7, in row groups of 16 rows.
+    let mut docs: Vec<Option<String>> = arith_docs(60).into_iter().map(Some).collect();
+    docs.insert(6, None);
+    let col = arrow_array::StringArray::from(docs.clone());
+    let batch = arrow_array::RecordBatch::try_from_iter([(
+        "content",
+        Arc::new(col) as arrow_array::ArrayRef,
+    )])
+    .unwrap();
+    let props =
+        parquet::file::properties::WriterProperties::builder().set_max_row_group_size(16).build();
+    let pq = d.join("math.parquet");
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&pq).unwrap(), batch.schema(), Some(props))
+            .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    // The same rows as JSONL lines (the null one too, so lines and rows line up).
+    let jsonl: String = docs
+        .iter()
+        .map(|t| format!("{}\n", serde_json::json!({ "content": t })))
+        .collect();
+    std::fs::write(d.join("same.jsonl"), jsonl).unwrap();
+    let run = |out: &str, file: &str, steps: u64| {
+        let mut c = pretrain_cfg(d, out, &tok, &cfg, steps);
+        c.data = vec![format!("math:1:{}", d.join(file).display())];
+        c.text_field = "content".into();
+        c.text_column = "content".into();
+        c.common.batch_size = 8;
+        c.common.micro_batch_size = 8;
+        // The rate must not depend on `steps` (the resumed run is given more steps).
+        c.common.schedule = mathforge_train::schedule::ScheduleKind::Constant;
+        mathforge_train::pretrain::run(&c, None, |_| {}).unwrap()
+    };
+    let weights = |run: &Path| std::fs::read(run.join("checkpoints/step-6/model.safetensors")).unwrap();
+    let from_pq = run("pq", "math.parquet", 6);
+    let from_jsonl = run("js", "same.jsonl", 6);
+    assert!(weights(&from_pq) == weights(&from_jsonl), "Parquet and JSONL runs differ");
+    let m = metrics(&from_pq);
+    assert!(m[5]["heldout_ppl_math"].as_f64().unwrap() > 1.0);
+    // 6 steps x 8 sequences x 33 tokens read well past the first row group of the source.
+    let meta = std::fs::read_to_string(from_pq.join("checkpoints/step-4/meta.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    let line = v["data"]["sources"][0]["line"].as_u64().unwrap();
+    assert!(line > 16, "position past the first row group: {line}");
+    assert_eq!(v["data"]["sources"][0]["skipped"]["null_content"], 1, "{meta}");
+    run("pq2", "math.parquet", 4);
+    let resumed = run("pq2", "math.parquet", 6);
+    assert!(weights(&resumed) == weights(&from_pq), "resumed Parquet run differs");
+    // A missing column is named with the file.
+    let mut c = pretrain_cfg(d, "bad", &tok, &cfg, 1);
+    c.data = vec![format!("math:1:{}", pq.display())];
+    let err = mathforge_train::pretrain::run(&c, None, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("math.parquet") && err.contains("`text`"), "{err}");
 }

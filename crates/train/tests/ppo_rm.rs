@@ -1,11 +1,13 @@
 //! End-to-end tests of the reward-model trainer (ORM, PRM, data from samples files) and PPO with a
 //! critic, on a tiny random Llama (2 layers, width 32) with a BPE tokenizer trained in the test.
 //! Each run is a few steps so the file stays within seconds in release mode.
-use mathforge_model::tokenizer::{train_bpe, BpeTrainConfig};
 use mathforge_train::ppo::PpoConfig;
 use mathforge_train::rm::{RewardScorer, RmConfig, RmKind};
 use mathforge_train::trainer::CommonConfig;
 use std::path::{Path, PathBuf};
+use util::{metrics, write_jsonl};
+
+mod util;
 
 /// tokenizer folder + tiny model config.json.
 fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
@@ -23,22 +25,7 @@ fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
             )
         })
         .collect();
-    let tok = train_bpe(
-        docs.iter().map(String::as_str),
-        &BpeTrainConfig { vocab_size: 300, ..Default::default() },
-    )
-    .unwrap();
-    let tok_dir = dir.path().join("tok");
-    tok.save_dir(&tok_dir, Some(512)).unwrap();
-    let cfg = serde_json::json!({
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 32,
-        "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "vocab_size": tok.vocab_size(), "max_position_embeddings": 256,
-        "rms_norm_eps": 1e-5, "tie_word_embeddings": false, "bos_token_id": 0, "eos_token_id": 1,
-        "pad_token_id": 2, "initializer_range": 0.02
-    });
-    let cfg_path = dir.path().join("config.json");
-    std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let (tok_dir, cfg_path) = util::tiny_model(dir.path(), &docs, 256);
     (dir, tok_dir, cfg_path)
 }
 
@@ -57,19 +44,6 @@ fn common(out: &Path, tok: &Path, cfg: &Path, steps: u64) -> CommonConfig {
         eval_every: 2,
         ..Default::default()
     }
-}
-
-fn metrics(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn write_jsonl(path: &Path, rows: &[serde_json::Value]) {
-    let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
-    std::fs::write(path, text).unwrap();
 }
 
 /// ORM data where the label is whether the final answer equals a + b: learnable from the text.
@@ -331,4 +305,161 @@ fn grpo_rewards_from_a_reward_model() {
     let r = m[1]["reward_mean"].as_f64().unwrap();
     assert!(r > 0.0 && r < 1.0, "reward_mean {r}: not RM probabilities");
     assert_eq!(m[1]["accuracy"].as_f64(), Some(0.0), "verifier accuracy of a random model");
+}
+
+/// PRM rows: steps `a + b = s` and `#### s`, each labelled by whether it is right.
+fn prm_rows(n: usize) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| {
+            let (a, b) = (i % 9, (i / 9) % 7);
+            let s = if i % 2 == 0 { a + b } else { a + b + 1 };
+            serde_json::json!({"prompt": format!("What is {a} + {b}?"), "steps": [format!("{a} + {b} = {s}"), format!("#### {s}")], "labels": [i % 2 == 0, i % 2 == 0]})
+        })
+        .collect()
+}
+
+/// Process supervision (§4.1.3): step ends found in the sampled tokens, each step scored by the
+/// PRM at its last token, normalised over all steps of the group, and a token's advantage the
+/// sum of the normalised rewards of the steps ending at or after it: checked against a hand
+/// computation from PRM scores of prefixes (the PRM is causal, so the score at a step's last
+/// token is the score of the prefix ending there). Then 2 GRPO steps run with it.
+#[test]
+fn grpo_process_supervision_per_token_advantages() {
+    use mathforge_train::grpo::{process_supervision, step_ends, RewardScaling, Rollout};
+    let (dir, tok_dir, cfg) = setup();
+    let d = dir.path();
+    write_jsonl(&d.join("prm.jsonl"), &prm_rows(16));
+    let rm = RmConfig {
+        common: common(&d.join("prm"), &tok_dir, &cfg, 2),
+        kind: RmKind::Prm,
+        train_file: Some(d.join("prm.jsonl").display().to_string()),
+        ..Default::default()
+    };
+    let prm = mathforge_train::rm::run(&rm, None, |_| {}).unwrap().join("checkpoints/step-2");
+    let tok = mathforge_model::tokenizer::Tokenizer::from_dir(&tok_dir).unwrap();
+    let scorer = RewardScorer::load(&prm, tok.pad_id(), &candle_core::Device::Cpu).unwrap();
+    assert_eq!(scorer.kind, RmKind::Prm);
+    let enc = |s: &str| tok.encode(s, false).unwrap();
+    let eos = tok.eos_ids()[0];
+    // Sample 0: two steps ("2 + 3 = 5", "#### 5") then EOS; sample 1: one step then EOS.
+    let (p0, nl, p1) = (enc(" 2 + 3 = 5"), enc("\n"), enc("#### 5"));
+    let ids0: Vec<u32> = [p0.clone(), nl.clone(), p1, vec![eos]].concat();
+    let ids1: Vec<u32> = [enc(" 2 + 3 = 6"), vec![eos]].concat();
+    let end0 = p0.len() - 1;
+    assert_eq!(step_ends(&tok, &ids0).unwrap(), vec![end0, ids0.len() - 1]);
+    assert_eq!(step_ends(&tok, &ids1).unwrap(), vec![ids1.len() - 1]);
+    assert_eq!(step_ends(&tok, &[]).unwrap(), Vec::<usize>::new());
+    let prompt = tok.encode(&mathforge_model::chat::prompt("What is 2 + 3?"), true).unwrap();
+    let roll = |ids: &Vec<u32>| Rollout {
+        example: 0,
+        prompt_ids: prompt.clone(),
+        completion_ids: ids.clone(),
+        text: tok.decode(ids, true).unwrap(),
+        reward: 1.0,
+        truncated: false,
+    };
+    let mut groups = vec![vec![roll(&ids0), roll(&ids1)]];
+    let (adv, zero) = process_supervision(&scorer, &tok, &mut groups, RewardScaling::Group).unwrap();
+    assert!(zero.is_empty());
+    // Hand computation.
+    let s = |ids: &[u32]| scorer.score(&[(prompt.as_slice(), ids)]).unwrap()[0];
+    let (r00, r01, r10) = (s(&ids0[..=end0]), s(&ids0), s(&ids1));
+    let mean = (r00 + r01 + r10) / 3.0;
+    let std = (((r00 - mean).powi(2) + (r01 - mean).powi(2) + (r10 - mean).powi(2)) / 2.0).sqrt();
+    let n = |r: f64| (r - mean) / (std + mathforge_train::grpo::STD_EPS);
+    let want0: Vec<f64> =
+        (0..ids0.len()).map(|t| if t <= end0 { n(r00) + n(r01) } else { n(r01) }).collect();
+    let want1 = vec![n(r10); ids1.len()];
+    for (got, want) in [(&adv[0][0], &want0), (&adv[0][1], &want1)] {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-3 * w.abs().max(1.0), "{got:?} vs {want:?}");
+        }
+    }
+    assert!((adv[0][0][0] - adv[0][0][end0 + 1]).abs() > 1e-6, "the first step's reward counts");
+    assert!((groups[0][0].reward - r01).abs() < 1e-5, "reward = the last step's score");
+
+    // Two GRPO steps with it; an outcome RM is refused for process supervision.
+    let c = mathforge_train::grpo::GrpoConfig {
+        common: common(&d.join("grpo"), &tok_dir, &cfg, 2),
+        train_data: "arith:split=train,steps=1,n=20".into(),
+        eval_questions: 2,
+        group_size: 2,
+        questions_per_step: 2,
+        max_completion_len: 6,
+        reward_model: Some(prm.display().to_string()),
+        supervision: mathforge_train::grpo::Supervision::Process,
+        ..Default::default()
+    };
+    let run = mathforge_train::grpo::run(&c, None, |_| {}).unwrap();
+    let m = metrics(&run);
+    assert_eq!(m.last().unwrap()["step"].as_u64(), Some(2));
+    let r = m[1]["reward_mean"].as_f64().unwrap();
+    assert!(r > 0.0 && r < 1.0, "reward_mean {r}: PRM probabilities");
+    write_jsonl(&d.join("orm.jsonl"), &orm_rows(16));
+    let orm = RmConfig {
+        common: common(&d.join("orm"), &tok_dir, &cfg, 1),
+        train_file: Some(d.join("orm.jsonl").display().to_string()),
+        ..Default::default()
+    };
+    let orm = mathforge_train::rm::run(&orm, None, |_| {}).unwrap().join("checkpoints/step-1");
+    let bad = mathforge_train::grpo::GrpoConfig {
+        common: common(&d.join("grpo-orm"), &tok_dir, &cfg, 2),
+        reward_model: Some(orm.display().to_string()),
+        ..c
+    };
+    let err = mathforge_train::grpo::run(&bad, None, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("process reward model"), "{err}");
+}
+
+/// Iterative GRPO (§4.1.4) with an outcome RM: 3 iterations of 1 step. Before iterations 2 and 3
+/// the RM is retrained from the previous RM on the last iteration's samples (verifier labels)
+/// plus a replay, and the reference is reset and saved. A run that dies inside iteration 3
+/// (its last checkpoint and RM deleted) resumes to the same weights as the uninterrupted run.
+#[test]
+fn iterative_grpo_retrains_the_reward_model_and_resumes() {
+    let (dir, tok, cfg) = setup();
+    let d = dir.path();
+    write_jsonl(&d.join("orm.jsonl"), &orm_rows(16));
+    let rm = RmConfig {
+        common: common(&d.join("rm"), &tok, &cfg, 1),
+        train_file: Some(d.join("orm.jsonl").display().to_string()),
+        ..Default::default()
+    };
+    let rm_run = mathforge_train::rm::run(&rm, None, |_| {}).unwrap();
+    let c = mathforge_train::grpo::GrpoConfig {
+        common: CommonConfig { save_every: 1, ..common(&d.join("grpo"), &tok, &cfg, 3) },
+        train_data: "arith:split=train,steps=1,n=20".into(),
+        eval_data: None,
+        group_size: 2,
+        questions_per_step: 2,
+        max_completion_len: 4,
+        reward_model: Some(rm_run.join("checkpoints/step-1").display().to_string()),
+        iterations: 3,
+        rm_steps: 2,
+        ..Default::default()
+    };
+    let run = mathforge_train::grpo::run(&c, None, |_| {}).unwrap();
+    let m = metrics(&run);
+    let its: Vec<u64> = m.iter().filter_map(|r| r["iteration"].as_u64()).collect();
+    assert_eq!(its, vec![0, 1, 2]);
+    assert!(m[1]["rm_train_seconds"].as_f64().is_some(), "{}", m[1]);
+    let lines = |p: PathBuf| std::fs::read_to_string(p).unwrap().lines().count();
+    assert_eq!(lines(run.join("rm/iter-1/train.jsonl")), 4, "1 step x 2 questions x 2 samples");
+    assert_eq!(lines(run.join("rm/iter-2/train.jsonl")), 4 + 1, "+ ceil(10% of 4) replayed");
+    for k in [1, 2] {
+        let conf = run.join(format!("rm/iter-{k}/checkpoints/step-2/config.json"));
+        assert!(std::fs::read_to_string(conf).unwrap().contains("\"orm\""));
+        assert!(run.join(format!("reference/step-{k}/model.safetensors")).exists());
+    }
+    let meta = std::fs::read_to_string(run.join("checkpoints/step-2/meta.json")).unwrap();
+    assert!(meta.contains("\"iteration\":2") || meta.contains("\"iteration\": 2"), "{meta}");
+    let fin = std::fs::read(run.join("checkpoints/step-3/model.safetensors")).unwrap();
+    // Die after step 2, before iteration 3's RM was trained.
+    std::fs::remove_dir_all(run.join("checkpoints/step-3")).unwrap();
+    std::fs::remove_dir_all(run.join("rm/iter-2")).unwrap();
+    mathforge_train::grpo::run(&c, None, |_| {}).unwrap();
+    assert!(run.join("rm/iter-2/checkpoints/step-2").exists(), "retrained on resume");
+    let again = std::fs::read(run.join("checkpoints/step-3/model.safetensors")).unwrap();
+    assert!(fin == again, "resumed run ends on the same weights");
 }

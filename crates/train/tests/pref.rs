@@ -3,7 +3,6 @@
 //! trained in the test. 40 SFT steps first teach the tiny model to answer the questions of a
 //! small GSM8K-style file (reference `#### 2`) with `#### 2` or `#### 3`, so that its samples are
 //! sometimes right and sometimes wrong: real verifier rewards, real pairs. Each run is a few steps (seconds in release mode).
-use mathforge_model::tokenizer::{train_bpe, BpeTrainConfig};
 use mathforge_train::dpo::DpoConfig;
 use mathforge_train::rft::RftConfig;
 use mathforge_train::sft::SftConfig;
@@ -11,6 +10,9 @@ use mathforge_train::trainer::CommonConfig;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use util::metrics;
+
+mod util;
 
 const QUESTIONS: [&str; 6] = [
     "What is 1 plus 1?",
@@ -41,22 +43,7 @@ fn fixture() -> &'static Fixture {
             .map(|q| format!("User: {q}\n\nAssistant: #### 2 #### 3 #### 1"))
             .collect();
         texts.push("0 1 2 3 4 5 6 7 8 9 plus minus times What is".into());
-        let tok = train_bpe(
-            texts.iter().map(String::as_str),
-            &BpeTrainConfig { vocab_size: 300, ..Default::default() },
-        )
-        .unwrap();
-        let tok_dir = root.join("tok");
-        tok.save_dir(&tok_dir, Some(256)).unwrap();
-        let cfg = serde_json::json!({
-            "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 32,
-            "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-            "num_key_value_heads": 2, "vocab_size": tok.vocab_size(), "max_position_embeddings": 128,
-            "rms_norm_eps": 1e-5, "tie_word_embeddings": false, "bos_token_id": 0, "eos_token_id": 1,
-            "pad_token_id": 2, "initializer_range": 0.02
-        });
-        let model_cfg = root.join("config.json");
-        std::fs::write(&model_cfg, serde_json::to_vec(&cfg).unwrap()).unwrap();
+        let (tok_dir, model_cfg) = util::tiny_model(&root, &texts, 128);
         // GSM8K format: the strict verifier reads the number after `####`.
         let mut rows = String::new();
         for q in QUESTIONS {
@@ -112,14 +99,6 @@ fn common(out: &str, init: &Path, steps: u64) -> CommonConfig {
         schedule: mathforge_train::schedule::ScheduleKind::Constant,
         ..Default::default()
     }
-}
-
-fn metrics(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn steps(m: &[Value]) -> Vec<u64> {
