@@ -4,7 +4,7 @@
 //! its newest checkpoint.
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use mathforge_train::grpo::{GrpoConfig, LossAggregation, RewardScaling};
+use mathforge_train::grpo::{GrpoConfig, LossAggregation, RewardScaling, Supervision};
 use mathforge_train::pretrain::PretrainConfig;
 use mathforge_train::schedule::ScheduleKind;
 use mathforge_train::sft::SftConfig;
@@ -15,12 +15,12 @@ use std::path::PathBuf;
 /// Verbs of `mathforge train`.
 #[derive(Subcommand)]
 pub enum Command {
-    /// Pretrain on a weighted mixture of JSONL corpora (packed sequences, held-out perplexity).
+    /// Pretrain on a weighted mixture of JSONL/Parquet corpora (packed sequences, held-out perplexity).
     #[command(after_help = "\
 Example:
   mathforge train pretrain --model-config tiny.json --tokenizer tok/ --out runs/tiny/base \\
-    --data math:0.56:math.jsonl --data code:0.2:code.jsonl --data web:0.24:web.jsonl \\
-    --seq-len 256 --steps 1000 --batch-size 32 --lr 3e-3
+    --data math:0.56:math.jsonl --data code:0.2:code.parquet --data web:0.24:web.jsonl \\
+    --text-column content --seq-len 256 --steps 1000 --batch-size 32 --lr 3e-3
   mathforge train pretrain --config configs/tiny-pretrain.toml --steps 2000   # flags override the file")]
     Pretrain(PretrainArgs),
     /// Supervised fine-tuning on question/answer pairs (`User: q\\n\\nAssistant: a<eos>`, loss on a).
@@ -34,7 +34,15 @@ Example:
 Example:
   mathforge train grpo --init runs/tiny/sft/checkpoints/step-300 --out runs/tiny/grpo \\
     --train-data arith:split=train,steps=2,n=2000 --eval-data arith:split=heldout,steps=2,n=200 \\
-    --group-size 8 --questions-per-step 8 --beta 0.04 --lr 1e-5 --steps 100")]
+    --group-size 8 --questions-per-step 8 --beta 0.04 --lr 1e-5 --steps 100
+
+  # Process supervision: a process reward model scores every reasoning step.
+  mathforge train grpo --init runs/tiny/sft/checkpoints/step-300 --out runs/tiny/grpo-ps \\
+    --reward-model runs/tiny/prm/checkpoints/step-200 --supervision process --steps 100
+
+  # Iterative GRPO: 4 iterations; the outcome RM is retrained (20 steps, 10% replay) before each.
+  mathforge train grpo --init runs/tiny/sft/checkpoints/step-300 --out runs/tiny/grpo-it \\
+    --reward-model runs/tiny/orm/checkpoints/step-200 --iterations 4 --rm-steps 20 --steps 100")]
     Grpo(GrpoArgs),
     /// PPO with a critic (DeepSeekMath §4.1 eq. 1-2): KL in the reward, GAE, clipped surrogate and value loss.
     #[command(after_help = crate::cmd::train_ppo::PPO_EXAMPLE)]
@@ -171,6 +179,10 @@ pub struct PretrainArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     text_field: Option<String>,
+    /// Parquet column with the text (`.parquet` sources).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text_column: Option<String>,
     /// Tokens per sequence.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -281,10 +293,23 @@ pub struct GrpoArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     max_completion_len: Option<usize>,
-    /// Reset the reference model every N steps (iterative GRPO; 0: never).
+    /// Reset the reference model every N steps (0: never).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     ref_reset_every: Option<u64>,
+    /// Iterative GRPO (§4.1.4): K iterations, each resetting the reference and retraining the
+    /// reward model (if any) on the last iteration's samples + a replay of older ones.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iterations: Option<u64>,
+    /// Reward-model training steps per iteration.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rm_steps: Option<u64>,
+    /// Fraction of older iterations' RM data replayed (paper 0.1).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rm_replay: Option<f64>,
     /// Held-out questions for greedy accuracy.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -293,10 +318,14 @@ pub struct GrpoArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     max_minutes: Option<f64>,
-    /// Outcome reward model folder (train rm) scoring completions instead of the verifier.
+    /// Reward model folder (train rm) scoring completions instead of the verifier.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     reward_model: Option<String>,
+    /// outcome or process (a process RM in --reward-model scores every step; §4.1.3).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    supervision: Option<Supervision>,
 }
 
 /// The flags that were given, as a TOML table keyed by long flag name.
@@ -309,15 +338,25 @@ pub(super) fn git_commit() -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// A progress bar with ETA fed by the trainer's per-step reports.
-fn reporter(total: u64, what: &str) -> (indicatif::ProgressBar, impl FnMut(&StepReport)) {
+/// A progress bar with ETA fed by the trainer's per-step reports, showing the metrics `keys`
+/// (the one reporter of every `train` verb). Offline sampling reports (`sampled_questions` of
+/// `total_questions`, RFT/DPO) only update the message.
+pub(super) fn reporter(
+    total: u64,
+    what: &str,
+    keys: &'static [&'static str],
+) -> (indicatif::ProgressBar, impl FnMut(&StepReport)) {
     let pb = crate::util::progress(total, what);
     let pb2 = pb.clone();
     let f = move |r: &StepReport| {
-        pb2.set_position(r.step);
         let pick = |k: &str| r.metrics.get(k).and_then(|v| v.as_f64());
+        if let (Some(d), Some(t)) = (pick("sampled_questions"), pick("total_questions")) {
+            pb2.set_message(format!("sampling {d}/{t} questions"));
+            return;
+        }
+        pb2.set_position(r.step);
         let mut msg = String::new();
-        for k in ["loss", "heldout_ppl", "eval_loss", "reward_mean", "eval_greedy_acc"] {
+        for &k in keys {
             if let Some(v) = pick(k) {
                 msg.push_str(&format!("{k} {v:.4} "));
             }
@@ -327,13 +366,16 @@ fn reporter(total: u64, what: &str) -> (indicatif::ProgressBar, impl FnMut(&Step
     (pb, f)
 }
 
+/// Metrics shown by pretrain, SFT and GRPO.
+const KEYS: &[&str] = &["loss", "heldout_ppl", "eval_loss", "reward_mean", "eval_greedy_acc"];
+
 /// Run `mathforge train`.
 pub fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Pretrain(a) => {
             let cfg: PretrainConfig =
                 mathforge_train::config::resolve(a.common.config.as_deref(), overrides(&a)?)?;
-            let (pb, f) = reporter(cfg.common.steps, "pretrain");
+            let (pb, f) = reporter(cfg.common.steps, "pretrain", KEYS);
             let dir = mathforge_train::pretrain::run(&cfg, git_commit(), f)?;
             pb.finish();
             println!("{}", dir.display());
@@ -341,7 +383,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Sft(a) => {
             let cfg: SftConfig =
                 mathforge_train::config::resolve(a.common.config.as_deref(), overrides(&a)?)?;
-            let (pb, f) = reporter(cfg.common.steps, "sft");
+            let (pb, f) = reporter(cfg.common.steps, "sft", KEYS);
             let dir = mathforge_train::sft::run(&cfg, git_commit(), f)?;
             pb.finish();
             println!("{}", dir.display());
@@ -349,7 +391,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Grpo(a) => {
             let cfg: GrpoConfig =
                 mathforge_train::config::resolve(a.common.config.as_deref(), overrides(&a)?)?;
-            let (pb, f) = reporter(cfg.common.steps, "grpo");
+            let (pb, f) = reporter(cfg.common.steps, "grpo", KEYS);
             let dir = mathforge_train::grpo::run(&cfg, git_commit(), f)?;
             pb.finish();
             println!("{}", dir.display());

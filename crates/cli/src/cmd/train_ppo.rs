@@ -2,13 +2,12 @@
 //! a critic, DeepSeekMath §4.1 eq. 1-2) and `mathforge_train::rm` (outcome / process reward models,
 //! §4.1.2-§4.1.3). As for every trainer, each long flag is also a key of `--config FILE.toml`,
 //! flags override the file, and running the same command again resumes the run.
-use super::train::{git_commit, overrides};
+use super::train::{git_commit, overrides, reporter};
 use crate::cmd::train::CommonArgs;
 use clap::Args;
 use mathforge_train::grpo::LossAggregation;
 use mathforge_train::ppo::PpoConfig;
 use mathforge_train::rm::{RmConfig, RmKind};
-use mathforge_train::trainer::StepReport;
 use serde::Serialize;
 
 /// `--help` example of `train ppo`.
@@ -163,30 +162,14 @@ pub struct RmArgs {
 }
 
 
-
-fn reporter(total: u64, what: &str) -> (indicatif::ProgressBar, impl FnMut(&StepReport)) {
-    let pb = crate::util::progress(total, what);
-    let pb2 = pb.clone();
-    let f = move |r: &StepReport| {
-        pb2.set_position(r.step);
-        let mut msg = String::new();
-        for k in
-            ["loss", "value_loss", "reward_mean", "eval_auc", "eval_accuracy", "eval_greedy_acc"]
-        {
-            if let Some(v) = r.metrics.get(k).and_then(|v| v.as_f64()) {
-                msg.push_str(&format!("{k} {v:.4} "));
-            }
-        }
-        pb2.set_message(msg.trim_end().to_string());
-    };
-    (pb, f)
-}
+/// Metrics shown on the progress bar.
+const KEYS: &[&str] = &["loss", "value_loss", "reward_mean", "eval_auc", "eval_accuracy", "eval_greedy_acc"];
 
 /// Run `mathforge train ppo`.
 pub fn run_ppo(a: PpoArgs) -> anyhow::Result<()> {
     let cfg: PpoConfig =
-        mathforge_train::ppo::resolve_config(a.common.config.as_deref(), overrides(&a)?)?;
-    let (pb, f) = reporter(cfg.common.steps, "ppo");
+        mathforge_train::config::resolve(a.common.config.as_deref(), overrides(&a)?)?;
+    let (pb, f) = reporter(cfg.common.steps, "ppo", KEYS);
     let dir = mathforge_train::ppo::run(&cfg, git_commit(), f)?;
     pb.finish();
     println!("{}", dir.display());
@@ -196,8 +179,8 @@ pub fn run_ppo(a: PpoArgs) -> anyhow::Result<()> {
 /// Run `mathforge train rm`.
 pub fn run_rm(a: RmArgs) -> anyhow::Result<()> {
     let cfg: RmConfig =
-        mathforge_train::ppo::resolve_config(a.common.config.as_deref(), overrides(&a)?)?;
-    let (pb, f) = reporter(cfg.common.steps, "rm");
+        mathforge_train::config::resolve(a.common.config.as_deref(), overrides(&a)?)?;
+    let (pb, f) = reporter(cfg.common.steps, "rm", KEYS);
     let dir = mathforge_train::rm::run(&cfg, git_commit(), f)?;
     pb.finish();
     println!("{}", dir.display());

@@ -3,12 +3,11 @@
 //! methods of DeepSeekMath's unified paradigm (§5.2, Table 10). As for every trainer, each long
 //! flag is also a key of `--config FILE.toml`, flags override the file, and running the same
 //! command again resumes the run.
-use super::train::{git_commit, overrides};
+use super::train::{git_commit, overrides, reporter};
 use crate::cmd::train::CommonArgs;
 use clap::Args;
 use mathforge_train::dpo::DpoConfig;
 use mathforge_train::rft::RftConfig;
-use mathforge_train::trainer::StepReport;
 use serde::Serialize;
 
 /// `--help` example of `train rft`.
@@ -147,35 +146,14 @@ pub struct DpoArgs {
 }
 
 
-
-/// A progress bar with ETA over the optimizer steps; while the offline data is being sampled
-/// (step 0 reports with `sampled_questions`) its message counts the questions.
-fn reporter(total: u64, what: &str) -> (indicatif::ProgressBar, impl FnMut(&StepReport)) {
-    let pb = crate::util::progress(total, what);
-    let pb2 = pb.clone();
-    let f = move |r: &StepReport| {
-        let pick = |k: &str| r.metrics.get(k).and_then(|v| v.as_f64());
-        if let (Some(d), Some(t)) = (pick("sampled_questions"), pick("total_questions")) {
-            pb2.set_message(format!("sampling {d}/{t} questions"));
-            return;
-        }
-        pb2.set_position(r.step);
-        let mut msg = String::new();
-        for k in ["loss", "reward_margin", "reward_accuracy", "accuracy", "eval_greedy_acc"] {
-            if let Some(v) = pick(k) {
-                msg.push_str(&format!("{k} {v:.4} "));
-            }
-        }
-        pb2.set_message(msg.trim_end().to_string());
-    };
-    (pb, f)
-}
+/// Metrics shown on the progress bar.
+const KEYS: &[&str] = &["loss", "reward_margin", "reward_accuracy", "accuracy", "eval_greedy_acc"];
 
 /// Run `mathforge train rft`.
 pub fn run_rft(a: RftArgs) -> anyhow::Result<()> {
     let cfg: RftConfig =
         mathforge_train::config::resolve(a.common.config.as_deref(), overrides(&a)?)?;
-    let (pb, f) = reporter(cfg.common.steps, if cfg.online { "online-rft" } else { "rft" });
+    let (pb, f) = reporter(cfg.common.steps, if cfg.online { "online-rft" } else { "rft" }, KEYS);
     let dir = mathforge_train::rft::run(&cfg, git_commit(), f)?;
     pb.finish();
     println!("{}", dir.display());
@@ -186,7 +164,7 @@ pub fn run_rft(a: RftArgs) -> anyhow::Result<()> {
 pub fn run_dpo(a: DpoArgs) -> anyhow::Result<()> {
     let cfg: DpoConfig =
         mathforge_train::config::resolve(a.common.config.as_deref(), overrides(&a)?)?;
-    let (pb, f) = reporter(cfg.common.steps, "dpo");
+    let (pb, f) = reporter(cfg.common.steps, "dpo", KEYS);
     let dir = mathforge_train::dpo::run(&cfg, git_commit(), f)?;
     pb.finish();
     println!("{}", dir.display());
