@@ -130,15 +130,6 @@ impl Default for PpoConfig {
     }
 }
 
-/// Kept for callers of the old workaround: [`crate::config::resolve`] now starts from
-/// `T::default()` itself, so every trainer keeps its own defaults.
-pub fn resolve_config<T>(file: Option<&Path>, overrides: Value) -> Result<T>
-where
-    T: Serialize + serde::de::DeserializeOwned + Default,
-{
-    crate::config::resolve(file, overrides)
-}
-
 /// Generalized advantage estimation for one completion: `(advantages, returns)`, with the value
 /// after the last token taken as 0 (the episode ends with the completion).
 pub fn gae(rewards: &[f64], values: &[f64], gamma: f64, lam: f64) -> (Vec<f64>, Vec<f64>) {
