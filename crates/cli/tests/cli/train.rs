@@ -161,3 +161,61 @@ fn sft_then_dpo_rft_online_rft_end_to_end() {
     assert!(std::fs::read_to_string(online.join("config.toml")).unwrap().contains("online = true"));
     assert_eq!(lines(&online.join("samples-0.jsonl")), 16, "2 steps x 2 questions x 4 samples");
 }
+
+/// Process supervision through the CLI: `train rm --kind prm` on labelled steps, then 2 steps of
+/// `train grpo --reward-model PRM --supervision process`; an outcome RM there is refused.
+#[test]
+fn grpo_process_supervision_two_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let corpus: String =
+        (0..40).map(|i| format!("What is {} + 1?\n{} + 1 = {}\n#### {}\n", i % 9, i % 9, i % 9 + 1, i % 9 + 1)).collect();
+    std::fs::write(d.join("corpus.txt"), corpus).unwrap();
+    let tok = d.join("tok");
+    ok(&["tokenizer", "train", "--input", &s(&d.join("corpus.txt")), "--vocab-size", "300", "--out", &s(&tok)]);
+    std::fs::write(
+        d.join("config.json"),
+        r#"{"model_type":"llama","hidden_size":32,"intermediate_size":64,"num_hidden_layers":2,
+        "num_attention_heads":4,"num_key_value_heads":2,"vocab_size":300,"max_position_embeddings":512,
+        "initializer_range":0.02,"bos_token_id":0,"eos_token_id":1}"#,
+    )
+    .unwrap();
+    let model = d.join("model");
+    ok(&["model", "init", "--config", &s(&d.join("config.json")), "--out", &s(&model), "--tokenizer", &s(&tok.join("tokenizer.json"))]);
+    let rows: String = (0..12)
+        .map(|i| {
+            let ok = i % 2 == 0;
+            let sum = if ok { i % 9 + 1 } else { i % 9 + 2 };
+            format!("{}\n", serde_json::json!({"prompt": format!("What is {} + 1?", i % 9), "steps": [format!("{} + 1 = {sum}", i % 9), format!("#### {sum}")], "labels": [ok, ok]}))
+        })
+        .collect();
+    std::fs::write(d.join("prm.jsonl"), rows).unwrap();
+    let prm = d.join("prm");
+    ok(&["train", "rm", "--kind", "prm", "--init", &s(&model), "--out", &s(&prm), "--train-file", &s(&d.join("prm.jsonl")), "--steps", "2", "--batch-size", "4", "--micro-batch-size", "4"]);
+    let prm_ck = s(&prm.join("checkpoints/step-2"));
+    let grpo = d.join("grpo");
+    let args = |out: &str, rm: &str| -> Vec<String> {
+        ["train", "grpo", "--init", &s(&model), "--out", out, "--reward-model", rm, "--supervision", "process", "--steps", "2",
+         "--train-data", "arith:split=train,steps=1,n=20", "--eval-questions", "2", "--group-size", "2", "--questions-per-step", "2",
+         "--max-completion-len", "6", "--batch-size", "4", "--micro-batch-size", "4"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let a = args(&s(&grpo), &prm_ck);
+    ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let resolved = std::fs::read_to_string(grpo.join("config.toml")).unwrap();
+    assert!(resolved.contains("supervision = \"process\""), "{resolved}");
+    assert!(grpo.join("checkpoints/step-2/model.safetensors").exists());
+    let metrics = std::fs::read_to_string(grpo.join("metrics.jsonl")).unwrap();
+    assert!(metrics.lines().last().unwrap().contains("\"step\":2"), "{metrics}");
+    // An outcome RM cannot supervise steps.
+    let orm = d.join("orm.jsonl");
+    std::fs::write(&orm, "{\"prompt\": \"What is 1 + 1?\", \"completion\": \"#### 2\", \"label\": 1}\n{\"prompt\": \"What is 1 + 1?\", \"completion\": \"#### 3\", \"label\": 0}\n").unwrap();
+    ok(&["train", "rm", "--init", &s(&model), "--out", &s(&d.join("orm")), "--train-file", &s(&orm), "--steps", "1", "--heldout-frac", "0"]);
+    let a = args(&s(&d.join("bad")), &s(&d.join("orm/checkpoints/step-1")));
+    let out = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("process reward model"));
+}
