@@ -30,15 +30,13 @@ use crate::paradigm::{
     initial_model, load_tokenizer, question_subset, response_logprobs, sample_and_reward, Budget,
     Sample, SampleSettings,
 };
+use crate::sft::{epoch_progress, EpochCursor};
 use crate::trainer::{CommonConfig, MicroLoss, StepReport, Trainer};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, D};
 use mathforge_io::jsonl::{JsonlReader, JsonlWriter};
 use mathforge_model::tokenizer::Tokenizer;
 use mathforge_model::Llama;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -298,13 +296,9 @@ fn pair_logprobs(
     Ok((seq.narrow(0, 0, n)?, seq.narrow(0, n, n)?))
 }
 
-fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut rng =
-        ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ epoch ^ 0xd90);
-    order.shuffle(&mut rng);
-    order
-}
+/// Salt of this trainer's epoch orders ([`crate::sft::epoch_order`]); changing it would change
+/// the data order of existing runs on resume.
+const ORDER_SALT: u64 = 0xd90;
 
 /// Sample pairs from the SFT model (see the module docs); returns the pairs and counters.
 fn sample_pairs(
@@ -497,20 +491,11 @@ pub fn run(
         v => serde_json::from_value(v.clone())
             .map_err(|e| Error::Msg(format!("bad data position in checkpoint: {e}")))?,
     };
-    let mut order = epoch_order(pairs.len(), cfg.common.seed, pos.epoch);
+    let mut cursor = EpochCursor::new(pairs.len(), cfg.common.seed, ORDER_SALT);
     while !tr.done() && !budget.exhausted() {
         let t_step = std::time::Instant::now();
         let before = serde_json::to_value(pos).unwrap_or(Value::Null);
-        let mut batch: Vec<usize> = Vec::with_capacity(bs);
-        while batch.len() < bs {
-            if pos.index >= order.len() {
-                pos.epoch += 1;
-                pos.index = 0;
-                order = epoch_order(pairs.len(), cfg.common.seed, pos.epoch);
-            }
-            batch.push(order[pos.index]);
-            pos.index += 1;
-        }
+        let batch = cursor.next_batch(&mut pos.epoch, &mut pos.index, bs);
         let micro: Vec<&[usize]> = batch.chunks(mb).collect();
         let res = tr.train_step(micro.len(), |model, _rng, i| {
             let idx = micro[i];
@@ -537,10 +522,7 @@ pub fn run(
             Err(e @ Error::NonFinite { .. }) => return Err(tr.save_last_good(e, before)),
             Err(e) => return Err(e),
         };
-        m.insert(
-            "epoch".into(),
-            Value::from(pos.epoch as f64 + pos.index as f64 / pairs.len() as f64),
-        );
+        m.insert("epoch".into(), Value::from(epoch_progress(pos.epoch, pos.index, pairs.len())));
         budget.add(t_step.elapsed().as_secs_f64());
         pos.train_wall_seconds = budget.spent;
         m.insert("train_wall_seconds".into(), Value::from(budget.spent));

@@ -23,16 +23,14 @@ use crate::config::{to_json, to_toml};
 use crate::paradigm::{
     load_tokenizer, question_subset, sample_and_reward, Budget, Sample, SampleSettings,
 };
-use crate::sft::{batch_tensors, encode_pair, Pair};
+use crate::sft::{batch_tensors, encode_pair, epoch_progress, EpochCursor, Pair};
 use crate::trainer::{CommonConfig, MicroLoss, StepReport, Trainer};
 use crate::{Error, Result};
 use candle_core::{DType, Tensor};
 use mathforge_io::jsonl::{JsonlReader, JsonlWriter};
 use mathforge_model::logprob::token_logprobs;
 use mathforge_model::tokenizer::Tokenizer;
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -116,13 +114,9 @@ pub fn keep_correct(groups: &[Vec<Sample>], dedup: bool) -> Vec<(usize, String)>
     out
 }
 
-fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut rng =
-        ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ epoch ^ 0x4f7);
-    order.shuffle(&mut rng);
-    order
-}
+/// Salt of this trainer's epoch orders ([`crate::sft::epoch_order`]); changing it would change
+/// the data order of existing runs on resume.
+const ORDER_SALT: u64 = 0x4f7;
 
 /// Data position of offline RFT: epoch and index into that epoch's order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -285,7 +279,7 @@ fn offline(
         v => serde_json::from_value(v.clone())
             .map_err(|e| Error::Msg(format!("bad data position in checkpoint: {e}")))?,
     };
-    let mut order = epoch_order(pairs.len(), cfg.common.seed, pos.epoch);
+    let mut cursor = EpochCursor::new(pairs.len(), cfg.common.seed, ORDER_SALT);
     let (bs, mb, chunk, pad) = (
         cfg.common.batch_size,
         cfg.common.micro_batch_size,
@@ -295,16 +289,8 @@ fn offline(
     while !tr.done() && !budget.exhausted() {
         let t_step = std::time::Instant::now();
         let before = serde_json::to_value(pos).unwrap_or(Value::Null);
-        let mut batch: Vec<&Pair> = Vec::with_capacity(bs);
-        while batch.len() < bs {
-            if pos.index >= order.len() {
-                pos.epoch += 1;
-                pos.index = 0;
-                order = epoch_order(pairs.len(), cfg.common.seed, pos.epoch);
-            }
-            batch.push(&pairs[order[pos.index]]);
-            pos.index += 1;
-        }
+        let idx = cursor.next_batch(&mut pos.epoch, &mut pos.index, bs);
+        let batch: Vec<&Pair> = idx.iter().map(|&i| &pairs[i]).collect();
         let step_tokens =
             batch.iter().map(|p| (p.ids.len() - p.prompt_len) as f64).sum::<f64>().max(1.0);
         let device = tr.device.clone();
@@ -323,10 +309,7 @@ fn offline(
             Err(e) => return Err(e),
         };
         m.insert("response_tokens".into(), Value::from(step_tokens));
-        m.insert(
-            "epoch".into(),
-            Value::from(pos.epoch as f64 + pos.index as f64 / pairs.len() as f64),
-        );
+        m.insert("epoch".into(), Value::from(epoch_progress(pos.epoch, pos.index, pairs.len())));
         budget.add(t_step.elapsed().as_secs_f64());
         pos.train_wall_seconds = budget.spent;
         m.insert("train_wall_seconds".into(), Value::from(budget.spent));
