@@ -5,7 +5,7 @@ use mathforge_train::ppo::PpoConfig;
 use mathforge_train::rm::{RewardScorer, RmConfig, RmKind};
 use mathforge_train::trainer::CommonConfig;
 use std::path::{Path, PathBuf};
-use util::{metrics, write_jsonl};
+use util::{metrics, orm_rows, train_orm, write_jsonl};
 
 mod util;
 
@@ -44,18 +44,6 @@ fn common(out: &Path, tok: &Path, cfg: &Path, steps: u64) -> CommonConfig {
         eval_every: 2,
         ..Default::default()
     }
-}
-
-/// ORM data where the label is whether the final answer equals a + b: learnable from the text.
-fn orm_rows(n: usize) -> Vec<serde_json::Value> {
-    (0..n)
-        .map(|i| {
-            let (a, b) = (i % 9, (i / 9) % 7);
-            let right = i % 2 == 0;
-            let ans = if right { a + b } else { a + b + 1 + i % 3 };
-            serde_json::json!({"prompt": format!("What is {a} + {b}?"), "completion": format!("{a} + {b} = {ans}\n#### {ans}"), "label": u8::from(right)})
-        })
-        .collect()
 }
 
 #[test]
@@ -192,13 +180,7 @@ fn ppo_trains_policy_and_critic_with_a_reward_model_and_resumes() {
     let (dir, tok, cfg) = setup();
     let d = dir.path();
     // A reward model to score with (2 quick steps).
-    write_jsonl(&d.join("orm.jsonl"), &orm_rows(16));
-    let rm = RmConfig {
-        common: common(&d.join("rm"), &tok, &cfg, 2),
-        train_file: Some(d.join("orm.jsonl").display().to_string()),
-        ..Default::default()
-    };
-    let rm_run = mathforge_train::rm::run(&rm, None, |_| {}).unwrap();
+    let rm_run = train_orm(d, common(&d.join("rm"), &tok, &cfg, 2));
     let mut c = PpoConfig {
         common: CommonConfig { lr: 1e-3, ..common(&d.join("ppo"), &tok, &cfg, 2) },
         train_data: "arith:split=train,steps=1,n=20".into(),
@@ -283,13 +265,7 @@ fn ppo_time_budget_stops_saves_and_evaluates() {
 fn grpo_rewards_from_a_reward_model() {
     let (dir, tok, cfg) = setup();
     let d = dir.path();
-    write_jsonl(&d.join("orm.jsonl"), &orm_rows(16));
-    let rm = RmConfig {
-        common: common(&d.join("rm"), &tok, &cfg, 1),
-        train_file: Some(d.join("orm.jsonl").display().to_string()),
-        ..Default::default()
-    };
-    let rm_run = mathforge_train::rm::run(&rm, None, |_| {}).unwrap();
+    let rm_run = train_orm(d, common(&d.join("rm"), &tok, &cfg, 1));
     let c = mathforge_train::grpo::GrpoConfig {
         common: common(&d.join("grpo"), &tok, &cfg, 1),
         train_data: "arith:split=train,steps=1,n=20".into(),
@@ -359,7 +335,8 @@ fn grpo_process_supervision_per_token_advantages() {
         truncated: false,
     };
     let mut groups = vec![vec![roll(&ids0), roll(&ids1)]];
-    let (adv, zero) = process_supervision(&scorer, &tok, &mut groups, RewardScaling::Group).unwrap();
+    let (adv, zero) =
+        process_supervision(&scorer, &tok, &mut groups, RewardScaling::Group).unwrap();
     assert!(zero.is_empty());
     // Hand computation.
     let s = |ids: &[u32]| scorer.score(&[(prompt.as_slice(), ids)]).unwrap()[0];
@@ -396,13 +373,7 @@ fn grpo_process_supervision_per_token_advantages() {
     assert_eq!(m.last().unwrap()["step"].as_u64(), Some(2));
     let r = m[1]["reward_mean"].as_f64().unwrap();
     assert!(r > 0.0 && r < 1.0, "reward_mean {r}: PRM probabilities");
-    write_jsonl(&d.join("orm.jsonl"), &orm_rows(16));
-    let orm = RmConfig {
-        common: common(&d.join("orm"), &tok_dir, &cfg, 1),
-        train_file: Some(d.join("orm.jsonl").display().to_string()),
-        ..Default::default()
-    };
-    let orm = mathforge_train::rm::run(&orm, None, |_| {}).unwrap().join("checkpoints/step-1");
+    let orm = train_orm(d, common(&d.join("orm"), &tok_dir, &cfg, 1)).join("checkpoints/step-1");
     let bad = mathforge_train::grpo::GrpoConfig {
         common: common(&d.join("grpo-orm"), &tok_dir, &cfg, 2),
         reward_model: Some(orm.display().to_string()),
@@ -420,13 +391,7 @@ fn grpo_process_supervision_per_token_advantages() {
 fn iterative_grpo_retrains_the_reward_model_and_resumes() {
     let (dir, tok, cfg) = setup();
     let d = dir.path();
-    write_jsonl(&d.join("orm.jsonl"), &orm_rows(16));
-    let rm = RmConfig {
-        common: common(&d.join("rm"), &tok, &cfg, 1),
-        train_file: Some(d.join("orm.jsonl").display().to_string()),
-        ..Default::default()
-    };
-    let rm_run = mathforge_train::rm::run(&rm, None, |_| {}).unwrap();
+    let rm_run = train_orm(d, common(&d.join("rm"), &tok, &cfg, 1));
     let c = mathforge_train::grpo::GrpoConfig {
         common: CommonConfig { save_every: 1, ..common(&d.join("grpo"), &tok, &cfg, 3) },
         train_data: "arith:split=train,steps=1,n=20".into(),

@@ -1,8 +1,10 @@
 //! Fixtures shared by the train integration tests (`mod util;` in each test file): a byte-level
 //! BPE tokenizer trained on the test's own texts and a tiny Llama `config.json` (2 layers, width
-//! 32) sized to it, plus readers for the files a run writes.
+//! 32) sized to it, readers for the files a run writes, and a quickly trained outcome reward model.
 #![allow(dead_code)]
 use mathforge_model::tokenizer::{train_bpe, BpeTrainConfig};
+use mathforge_train::rm::RmConfig;
+use mathforge_train::trainer::CommonConfig;
 use std::path::{Path, PathBuf};
 
 /// Train a 300-token BPE on `texts` into `root/tok/` and write `root/config.json` for a tiny
@@ -40,4 +42,26 @@ pub fn metrics(run: &Path) -> Vec<serde_json::Value> {
 pub fn write_jsonl(path: &Path, rows: &[serde_json::Value]) {
     let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
     std::fs::write(path, text).unwrap();
+}
+
+/// ORM data where the label is whether the final answer equals a + b: learnable from the text.
+pub fn orm_rows(n: usize) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| {
+            let (a, b) = (i % 9, (i / 9) % 7);
+            let right = i % 2 == 0;
+            let ans = if right { a + b } else { a + b + 1 + i % 3 };
+            serde_json::json!({"prompt": format!("What is {a} + {b}?"), "completion": format!("{a} + {b} = {ans}\n#### {ans}"), "label": u8::from(right)})
+        })
+        .collect()
+}
+
+/// Write [`orm_rows`]`(16)` to `dir/orm.jsonl` and train an outcome reward model on it with
+/// `common` (its `out`, `steps`, model and tokenizer). Returns the run folder.
+pub fn train_orm(dir: &Path, common: CommonConfig) -> PathBuf {
+    let data = dir.join("orm.jsonl");
+    write_jsonl(&data, &orm_rows(16));
+    let rm =
+        RmConfig { common, train_file: Some(data.display().to_string()), ..Default::default() };
+    mathforge_train::rm::run(&rm, None, |_| {}).unwrap()
 }
