@@ -34,6 +34,24 @@ fn check_targets(hidden: &Tensor, targets: &Tensor) -> Result<(usize, usize)> {
 /// `log p(targets[b,t])` under the model's next-token distribution at each position of `hidden`
 /// (`[B,T,H]` from [`Llama::forward_hidden`]), `chunk` positions at a time → `[B,T]`.
 pub fn token_logprobs_from_hidden(model: &Llama, hidden: &Tensor, targets: &Tensor, chunk: usize) -> Result<Tensor> {
+    tempered_logprobs_from_hidden(model, hidden, targets, chunk, 1.0)
+}
+
+/// As [`token_logprobs_from_hidden`], under the tempered distribution `softmax(logits / T)`: the
+/// policy a sampler at temperature `T` actually draws from. RL trainers score rollouts with it
+/// so that the old, current and reference log-probs describe the sampling policy (TRL's
+/// `GRPOTrainer` and verl divide the logits by the rollout temperature the same way). `T = 1`
+/// is the plain distribution; `T` must be finite and > 0.
+pub fn tempered_logprobs_from_hidden(
+    model: &Llama,
+    hidden: &Tensor,
+    targets: &Tensor,
+    chunk: usize,
+    temperature: f64,
+) -> Result<Tensor> {
+    if !(temperature.is_finite() && temperature > 0.0) {
+        return Err(Error::BadInput { what: "temperature", msg: format!("must be finite and > 0, got {temperature}") });
+    }
     let (_, t) = check_targets(hidden, targets)?;
     let chunk = chunk.max(1);
     let targets = targets.to_dtype(DType::U32)?;
@@ -42,7 +60,10 @@ pub fn token_logprobs_from_hidden(model: &Llama, hidden: &Tensor, targets: &Tens
     while s < t {
         let len = chunk.min(t - s);
         let logits = model.logits(&hidden.narrow(1, s, len)?)?;
-        let logits = logits.to_dtype(stat_dtype(logits.dtype()))?;
+        let mut logits = logits.to_dtype(stat_dtype(logits.dtype()))?;
+        if temperature != 1.0 {
+            logits = logits.affine(1.0 / temperature, 0.0)?;
+        }
         let (b, _, v) = logits.dims3()?;
         let tg = targets.narrow(1, s, len)?.contiguous()?.flatten_all()?;
         let lp = crate::fused::target_logprobs(&logits.reshape((b * len, v))?, &tg)?;

@@ -26,7 +26,8 @@
 //! Deviation noted: the paper does not say which std; we use the sample std (n-1), as TRL's
 //! `GRPOTrainer` does, plus `1e-4` in the denominator so a zero-variance group gives advantages 0.
 use crate::{Error, Result};
-use candle_core::{DType, Tensor, D};
+use candle_core::{DType, Device, Tensor, D};
+use crate::trainer::pad_batch;
 use serde::{Deserialize, Serialize};
 
 /// How per-token losses are averaged into the batch loss.
@@ -380,7 +381,9 @@ pub struct GrpoConfig {
     pub mask_truncated: bool,
     /// Drop groups whose rewards are all equal (they only carry KL).
     pub skip_zero_variance: bool,
-    /// Rollout temperature.
+    /// Rollout temperature. The old, current and reference log-probs are scored under the same
+    /// tempered distribution `softmax(logits / temperature)` (as TRL and verl do), so the ratio
+    /// and the KL describe the policy the samples came from.
     pub temperature: f32,
     /// Rollout nucleus threshold.
     pub top_p: f32,
@@ -586,44 +589,55 @@ fn save_reference(tr: &crate::trainer::Trainer, reference: &mathforge_model::Lla
     Ok(())
 }
 
-/// Per-token log-probs of the completions of `rows` (`[B, Tc]`, padded with 0) under `model`,
-/// plus the completion mask. Sequences are prompt + completion, right-padded.
-fn completion_logprobs(
-    model: &mathforge_model::Llama,
-    rows: &[&Rollout],
-    pad: u32,
-    chunk: usize,
-    device: &candle_core::Device,
-) -> Result<(Tensor, Tensor)> {
-    let seqs: Vec<Vec<u32>> = rows
-        .iter()
-        .map(|r| [r.prompt_ids.as_slice(), r.completion_ids.as_slice()].concat())
-        .collect();
-    let (ids, am) = crate::trainer::pad_batch(&seqs, pad, device)?;
-    let t = ids.dim(1)?;
-    let lp = mathforge_model::logprob::token_logprobs(
-        model,
-        &ids.narrow(1, 0, t - 1)?,
-        Some(&am.narrow(1, 0, t - 1)?),
-        &ids.narrow(1, 1, t - 1)?,
-        chunk,
-    )
-    .map_err(|e| Error::Msg(e.to_string()))?
-    .to_dtype(DType::F32)?;
-    // Gather each row's completion positions into a [B, Tc] block (target j predicts ids[j+1]).
+/// The completion block `[B, Tc]` (padded with 0) of a per-position tensor `full [B, T']`, where
+/// column `p - 1 + t` belongs to completion token `t` of a row with `p` prompt tokens; plus the mask.
+pub(crate) fn completion_block(full: &Tensor, rows: &[&Rollout], device: &Device) -> Result<(Tensor, Tensor)> {
     let tc = rows.iter().map(|r| r.completion_ids.len()).max().unwrap_or(0).max(1);
     let mut parts = Vec::with_capacity(rows.len());
     let mut mask = vec![0f32; rows.len() * tc];
     for (b, r) in rows.iter().enumerate() {
         let (p, c) = (r.prompt_ids.len(), r.completion_ids.len());
-        let row = lp.narrow(0, b, 1)?.narrow(1, p - 1, c)?;
-        let row = if c < tc { row.pad_with_zeros(1, 0, tc - c)? } else { row };
-        parts.push(row);
-        for m in mask.iter_mut().skip(b * tc).take(c) {
-            *m = 1.0;
-        }
+        let row = full.narrow(0, b, 1)?.narrow(1, p - 1, c)?;
+        parts.push(if c < tc { row.pad_with_zeros(1, 0, tc - c)? } else { row });
+        mask[b * tc..b * tc + c].iter_mut().for_each(|m| *m = 1.0);
     }
     Ok((Tensor::cat(&parts, 0)?, Tensor::from_vec(mask, (rows.len(), tc), device)?))
+}
+
+pub(crate) fn padded(rows: &[&Rollout], pad: u32, device: &Device) -> Result<(Tensor, Tensor)> {
+    let seqs: Vec<Vec<u32>> = rows
+        .iter()
+        .map(|r| [r.prompt_ids.as_slice(), r.completion_ids.as_slice()].concat())
+        .collect();
+    pad_batch(&seqs, pad, device)
+}
+
+/// Per-token log-probs `[B, Tc]` of the completions of `rows` under `model` at the rollout
+/// `temperature` (the tempered policy the sampler drew from), and their mask. Sequences are
+/// prompt + completion, right-padded; one forward pass per call.
+pub fn completion_logprobs(
+    model: &mathforge_model::Llama,
+    rows: &[&Rollout],
+    pad: u32,
+    chunk: usize,
+    temperature: f32,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let (ids, am) = padded(rows, pad, device)?;
+    let t = ids.dim(1)?;
+    let hidden = model
+        .forward_hidden(&ids.narrow(1, 0, t - 1)?, Some(&am.narrow(1, 0, t - 1)?))
+        .map_err(|e| Error::Msg(e.to_string()))?;
+    let lp = mathforge_model::logprob::tempered_logprobs_from_hidden(
+        model,
+        &hidden,
+        &ids.narrow(1, 1, t - 1)?,
+        chunk,
+        temperature as f64,
+    )
+    .map_err(|e| Error::Msg(e.to_string()))?
+    .to_dtype(DType::F32)?;
+    completion_block(&lp, rows, device)
 }
 
 /// Run (or resume) GRPO. `progress` is called after every optimizer step.
@@ -888,7 +902,7 @@ pub fn run(
                 .iter()
                 .map(|c| {
                     let rs: Vec<&Rollout> = c.iter().map(|(r, _)| *r).collect();
-                    Ok(Some(completion_logprobs(rm, &rs, pad, chunk, &device)?.0.detach()))
+                    Ok(Some(completion_logprobs(rm, &rs, pad, chunk, cfg.temperature, &device)?.0.detach()))
                 })
                 .collect::<Result<_>>()?,
             None => vec![None; micro.len()],
@@ -922,7 +936,7 @@ pub fn run(
                     return Ok(MicroLoss { loss: z, weight: 1.0, metrics: Map::new() });
                 };
                 let rs: Vec<&Rollout> = c.iter().map(|(r, _)| *r).collect();
-                let (lp, mut mask) = completion_logprobs(model, &rs, pad, chunk, &device)?;
+                let (lp, mut mask) = completion_logprobs(model, &rs, pad, chunk, cfg.temperature, &device)?;
                 if cfg.mask_truncated {
                     let keep: Vec<f32> =
                         rs.iter().map(|r| if r.truncated { 0.0 } else { 1.0 }).collect();

@@ -28,10 +28,10 @@
 //! Memory: policy + its AdamW state + reference + critic + the critic's AdamW state; the critic is
 //! what GRPO saves (`scripts/bench/grpo_vs_ppo_memory`).
 use crate::checkpoint::{self, Meta, RngState};
-use crate::grpo::{self, LossAggregation, LossConfig, Rollout};
+use crate::grpo::{self, completion_block, completion_logprobs, padded, LossAggregation, LossConfig, Rollout};
 use crate::heads::{HeadKind, HeadModel};
 use crate::optim::{finite_loss, AdamW, GradAccumulator};
-use crate::trainer::{check_memory, estimate_memory, pad_batch, MicroLoss, StepReport, Trainer};
+use crate::trainer::{check_memory, estimate_memory, MicroLoss, StepReport, Trainer};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -79,7 +79,9 @@ pub struct PpoConfig {
     pub critic_lr: Option<f64>,
     /// Outcome reward model folder used instead of the verifier for the score.
     pub reward_model: Option<String>,
-    /// Rollout temperature.
+    /// Rollout temperature. The old, current and reference log-probs are scored under the same
+    /// tempered distribution `softmax(logits / temperature)` (as TRL and verl do), so the ratio
+    /// and the KL describe the policy the samples came from.
     pub temperature: f32,
     /// Rollout nucleus threshold.
     pub top_p: f32,
@@ -213,51 +215,6 @@ pub fn value_loss(
     };
     let loss = ((per * mask)?.sum_all()? * (0.5 * vf_coef / n))?;
     Ok(ValueLoss { loss, clip_frac })
-}
-
-/// The completion block `[B, Tc]` (padded with 0) of a per-position tensor `full [B, T']`, where
-/// column `p - 1 + t` belongs to completion token `t` of a row with `p` prompt tokens; plus the mask.
-fn completion_block(full: &Tensor, rows: &[&Rollout], device: &Device) -> Result<(Tensor, Tensor)> {
-    let tc = rows.iter().map(|r| r.completion_ids.len()).max().unwrap_or(0).max(1);
-    let mut parts = Vec::with_capacity(rows.len());
-    let mut mask = vec![0f32; rows.len() * tc];
-    for (b, r) in rows.iter().enumerate() {
-        let (p, c) = (r.prompt_ids.len(), r.completion_ids.len());
-        let row = full.narrow(0, b, 1)?.narrow(1, p - 1, c)?;
-        parts.push(if c < tc { row.pad_with_zeros(1, 0, tc - c)? } else { row });
-        mask[b * tc..b * tc + c].iter_mut().for_each(|m| *m = 1.0);
-    }
-    Ok((Tensor::cat(&parts, 0)?, Tensor::from_vec(mask, (rows.len(), tc), device)?))
-}
-
-fn padded(rows: &[&Rollout], pad: u32, device: &Device) -> Result<(Tensor, Tensor)> {
-    let seqs: Vec<Vec<u32>> = rows
-        .iter()
-        .map(|r| [r.prompt_ids.as_slice(), r.completion_ids.as_slice()].concat())
-        .collect();
-    pad_batch(&seqs, pad, device)
-}
-
-/// Per-token log-probs of the completions `[B, Tc]` and their mask.
-pub fn completion_logprobs(
-    model: &mathforge_model::Llama,
-    rows: &[&Rollout],
-    pad: u32,
-    chunk: usize,
-    device: &Device,
-) -> Result<(Tensor, Tensor)> {
-    let (ids, am) = padded(rows, pad, device)?;
-    let t = ids.dim(1)?;
-    let lp = mathforge_model::logprob::token_logprobs(
-        model,
-        &ids.narrow(1, 0, t - 1)?,
-        Some(&am.narrow(1, 0, t - 1)?),
-        &ids.narrow(1, 1, t - 1)?,
-        chunk,
-    )
-    .map_err(|e| Error::Msg(e.to_string()))?
-    .to_dtype(DType::F32)?;
-    completion_block(&lp, rows, device)
 }
 
 /// Critic values `V(s_t)` `[B, Tc]` (the state before completion token `t`) and the mask.
@@ -534,12 +491,12 @@ pub fn run(
         for rows in live.chunks(mb) {
             let rows = rows.to_vec();
             let old = rows_of(
-                &completion_logprobs(&tr.model, &rows, pad, chunk, &device)?.0.detach(),
+                &completion_logprobs(&tr.model, &rows, pad, chunk, cfg.temperature, &device)?.0.detach(),
                 &rows,
             )?;
             let refl = match &reference {
                 Some(m) => Some(rows_of(
-                    &completion_logprobs(m, &rows, pad, chunk, &device)?.0.detach(),
+                    &completion_logprobs(m, &rows, pad, chunk, cfg.temperature, &device)?.0.detach(),
                     &rows,
                 )?),
                 None => None,
@@ -670,7 +627,7 @@ pub fn run(
                     let z = Tensor::zeros((), DType::F32, &device)?;
                     return Ok(MicroLoss { loss: z, weight: 1.0, metrics: Map::new() });
                 };
-                let (lp, mask) = completion_logprobs(model, &m.rows, pad, chunk, &device)?;
+                let (lp, mask) = completion_logprobs(model, &m.rows, pad, chunk, cfg.temperature, &device)?;
                 let tc = lp.dim(1)?;
                 let old = to_tensor(&m.old, tc, &device)?;
                 let adv = to_tensor(&m.adv, tc, &device)?;

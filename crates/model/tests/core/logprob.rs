@@ -53,3 +53,47 @@ fn logprobs_reject_mismatched_targets() {
     let e = token_logprobs(&m, &ids(&[vec![1, 2, 3]]), None, &ids(&[vec![1, 2]]), 2).unwrap_err();
     assert!(e.to_string().contains("targets"), "{e}");
 }
+
+/// The tempered log-probs RL trainers score rollouts with are `log_softmax(logits / T)`: at
+/// T = 0.5 and T = 2 they match the naive computation, differ from T = 1, and still sum to one
+/// over the vocabulary; a zero, negative or NaN temperature is refused.
+#[test]
+fn tempered_logprobs_are_log_softmax_of_scaled_logits() {
+    use mathforge_model::logprob::tempered_logprobs_from_hidden;
+    let cfg = tiny_llama();
+    let m = model(&cfg, 7, DType::F32);
+    let input = ids(&[vec![3, 7, 1, 9, 4], vec![2, 5, 2, 8, 6]]);
+    let targets = ids(&[vec![7, 1, 9, 4, 2], vec![5, 2, 8, 6, 1]]);
+    let hidden = m.forward_hidden(&input, None).unwrap();
+    let logits = m.forward(&input, None).unwrap();
+    let plain = tempered_logprobs_from_hidden(&m, &hidden, &targets, 2, 1.0).unwrap();
+    for t in [0.5f64, 2.0] {
+        let naive = candle_nn::ops::log_softmax(&(&logits / t).unwrap(), D::Minus1)
+            .unwrap()
+            .gather(&targets.unsqueeze(2).unwrap(), 2)
+            .unwrap()
+            .squeeze(2)
+            .unwrap();
+        let lp = tempered_logprobs_from_hidden(&m, &hidden, &targets, 2, t).unwrap();
+        assert!(max_abs_diff(&lp, &naive) < 1e-5, "T={t}");
+        assert!(max_abs_diff(&lp, &plain) > 1e-3, "T={t} must change the distribution");
+        // Probabilities of every vocabulary entry at one position sum to 1.
+        let v = cfg.vocab_size as u32;
+        let all = Tensor::arange(0u32, v, &Device::Cpu).unwrap().reshape((1, v as usize)).unwrap();
+        let h0 = hidden.narrow(0, 0, 1).unwrap().narrow(1, 2, 1).unwrap();
+        let h0 = h0.broadcast_as((1, v as usize, h0.dim(2).unwrap())).unwrap().contiguous().unwrap();
+        let p: f32 = tempered_logprobs_from_hidden(&m, &h0, &all, 64, t)
+            .unwrap()
+            .exp()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!((p - 1.0).abs() < 1e-4, "T={t}: sum {p}");
+    }
+    for bad in [0.0, -1.0, f64::NAN] {
+        let e = tempered_logprobs_from_hidden(&m, &hidden, &targets, 2, bad).unwrap_err();
+        assert!(e.to_string().contains("temperature"), "{e}");
+    }
+}
