@@ -23,12 +23,11 @@ use crate::config::{to_json, to_toml};
 use crate::paradigm::{
     load_tokenizer, question_subset, sample_and_reward, Budget, Sample, SampleSettings,
 };
-use crate::sft::{batch_tensors, encode_pair, epoch_progress, EpochCursor, Pair};
+use crate::sft::{encode_pair, epoch_progress, sft_step, EpochCursor, Pair};
 use crate::trainer::{CommonConfig, MicroLoss, StepReport, Trainer};
 use crate::{Error, Result};
 use candle_core::{DType, Tensor};
 use mathforge_io::jsonl::{JsonlReader, JsonlWriter};
-use mathforge_model::logprob::token_logprobs;
 use mathforge_model::tokenizer::Tokenizer;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -280,35 +279,13 @@ fn offline(
             .map_err(|e| Error::Msg(format!("bad data position in checkpoint: {e}")))?,
     };
     let mut cursor = EpochCursor::new(pairs.len(), cfg.common.seed, ORDER_SALT);
-    let (bs, mb, chunk, pad) = (
-        cfg.common.batch_size,
-        cfg.common.micro_batch_size,
-        cfg.common.logprob_chunk,
-        tok.pad_id(),
-    );
+    let (bs, pad) = (cfg.common.batch_size, tok.pad_id());
     while !tr.done() && !budget.exhausted() {
         let t_step = std::time::Instant::now();
         let before = serde_json::to_value(pos).unwrap_or(Value::Null);
         let idx = cursor.next_batch(&mut pos.epoch, &mut pos.index, bs);
         let batch: Vec<&Pair> = idx.iter().map(|&i| &pairs[i]).collect();
-        let step_tokens =
-            batch.iter().map(|p| (p.ids.len() - p.prompt_len) as f64).sum::<f64>().max(1.0);
-        let device = tr.device.clone();
-        let micro: Vec<&[&Pair]> = batch.chunks(mb).collect();
-        let res = tr.train_step(micro.len(), |model, _rng, i| {
-            let (inp, am, tgt, lm) = batch_tensors(micro[i], pad, &device)?;
-            let lp = token_logprobs(model, &inp, Some(&am), &tgt, chunk)
-                .map_err(|e| Error::Msg(e.to_string()))?;
-            let n = lm.sum_all()?.to_scalar::<f32>()? as f64;
-            let loss = ((lp.to_dtype(DType::F32)? * &lm)?.sum_all()?.neg()? / n.max(1.0))?;
-            Ok(MicroLoss { loss, weight: n / step_tokens, metrics: Map::new() })
-        });
-        let mut m = match res {
-            Ok(m) => m,
-            Err(e @ Error::NonFinite { .. }) => return Err(tr.save_last_good(e, before)),
-            Err(e) => return Err(e),
-        };
-        m.insert("response_tokens".into(), Value::from(step_tokens));
+        let mut m = sft_step(&mut tr, &batch, pad, before)?;
         m.insert("epoch".into(), Value::from(epoch_progress(pos.epoch, pos.index, pairs.len())));
         budget.add(t_step.elapsed().as_secs_f64());
         pos.train_wall_seconds = budget.spent;

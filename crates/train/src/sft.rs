@@ -151,6 +151,22 @@ pub fn batch_tensors(
     Ok((ids.narrow(1, 0, t - 1)?, mask.narrow(1, 0, t - 1)?, ids.narrow(1, 1, t - 1)?, loss_mask))
 }
 
+/// Sum of the response-token log-probs of `pairs` under `model` (a scalar, differentiable) and
+/// the number of response tokens.
+fn response_logprob_sum(
+    model: &Llama,
+    pairs: &[&Pair],
+    pad: u32,
+    chunk: usize,
+    device: &Device,
+) -> Result<(Tensor, f64)> {
+    let (inp, am, tgt, lm) = batch_tensors(pairs, pad, device)?;
+    let lp = token_logprobs(model, &inp, Some(&am), &tgt, chunk)
+        .map_err(|e| Error::Msg(e.to_string()))?;
+    let n = lm.sum_all()?.to_scalar::<f32>()? as f64;
+    Ok(((lp.to_dtype(DType::F32)? * &lm)?.sum_all()?, n))
+}
+
 /// Response-token NLL sum and count of a batch (no gradient).
 pub fn eval_nll(
     model: &Llama,
@@ -163,14 +179,56 @@ pub fn eval_nll(
     let (mut s, mut n) = (0.0, 0.0);
     for b in pairs.chunks(batch.max(1)) {
         let refs: Vec<&Pair> = b.iter().collect();
-        let (inp, am, tgt, lm) = batch_tensors(&refs, pad, device)?;
-        let lp = token_logprobs(model, &inp, Some(&am), &tgt, chunk)
-            .map_err(|e| Error::Msg(e.to_string()))?
-            .detach();
-        s -= (lp.to_dtype(DType::F32)? * &lm)?.sum_all()?.to_scalar::<f32>()? as f64;
-        n += lm.sum_all()?.to_scalar::<f32>()? as f64;
+        let (sum, count) = response_logprob_sum(model, &refs, pad, chunk, device)?;
+        s -= sum.detach().to_scalar::<f32>()? as f64;
+        n += count;
     }
     Ok((s, n))
+}
+
+/// Number of response tokens (the trained ones) of a batch.
+pub fn response_tokens(batch: &[&Pair]) -> f64 {
+    batch.iter().map(|p| (p.ids.len() - p.prompt_len) as f64).sum()
+}
+
+/// The loss of one micro-batch of a step: the mean NLL of its response tokens, weighted by its
+/// share of the step's `step_tokens` response tokens, so the step's loss is the mean over all of
+/// them however the batch is split.
+pub fn response_nll(
+    model: &Llama,
+    micro: &[&Pair],
+    pad: u32,
+    chunk: usize,
+    device: &Device,
+    step_tokens: f64,
+) -> Result<MicroLoss> {
+    let (sum, n) = response_logprob_sum(model, micro, pad, chunk, device)?;
+    let loss = (sum.neg()? / n.max(1.0))?;
+    Ok(MicroLoss { loss, weight: n / step_tokens, metrics: Map::new() })
+}
+
+/// One optimizer step of SFT on `batch` (micro-batches of the run's `micro-batch-size`, loss
+/// [`response_nll`]). Returns the step's metrics with `response_tokens`. A non-finite loss saves
+/// the last good state with the data position `before` and returns the error.
+pub fn sft_step(
+    tr: &mut Trainer,
+    batch: &[&Pair],
+    pad: u32,
+    before: Value,
+) -> Result<Map<String, Value>> {
+    let step_tokens = response_tokens(batch).max(1.0);
+    let (device, chunk) = (tr.device.clone(), tr.cfg.logprob_chunk);
+    let micro: Vec<&[&Pair]> = batch.chunks(tr.cfg.micro_batch_size).collect();
+    let res = tr.train_step(micro.len(), |model, _rng, i| {
+        response_nll(model, micro[i], pad, chunk, &device, step_tokens)
+    });
+    let mut m = match res {
+        Ok(m) => m,
+        Err(e @ Error::NonFinite { .. }) => return Err(tr.save_last_good(e, before)),
+        Err(e) => return Err(e),
+    };
+    m.insert("response_tokens".into(), Value::from(step_tokens));
+    Ok(m)
 }
 
 /// Data position: epoch and index into that epoch's permutation.
@@ -298,25 +356,7 @@ pub fn run(
         let before = serde_json::to_value(pos).unwrap_or(Value::Null);
         let idx = cursor.next_batch(&mut pos.epoch, &mut pos.index, bs);
         let batch: Vec<&Pair> = idx.iter().map(|&i| &pairs[i]).collect();
-        let resp_tokens =
-            |ps: &[&Pair]| ps.iter().map(|p| (p.ids.len() - p.prompt_len) as f64).sum::<f64>();
-        let step_tokens = resp_tokens(&batch).max(1.0);
-        let device = tr.device.clone();
-        let micro: Vec<&[&Pair]> = batch.chunks(mb).collect();
-        let res = tr.train_step(micro.len(), |model, _rng, i| {
-            let (inp, am, tgt, lm) = batch_tensors(micro[i], pad, &device)?;
-            let lp = token_logprobs(model, &inp, Some(&am), &tgt, chunk)
-                .map_err(|e| Error::Msg(e.to_string()))?;
-            let n = lm.sum_all()?.to_scalar::<f32>()? as f64;
-            let loss = ((lp.to_dtype(DType::F32)? * &lm)?.sum_all()?.neg()? / n.max(1.0))?;
-            Ok(MicroLoss { loss, weight: n / step_tokens, metrics: Map::new() })
-        });
-        let mut m = match res {
-            Ok(m) => m,
-            Err(e @ Error::NonFinite { .. }) => return Err(tr.save_last_good(e, before)),
-            Err(e) => return Err(e),
-        };
-        m.insert("response_tokens".into(), Value::from(step_tokens));
+        let mut m = sft_step(&mut tr, &batch, pad, before)?;
         m.insert("epoch".into(), Value::from(epoch_progress(pos.epoch, pos.index, pairs.len())));
         let step = tr.step();
         if step == 1 {
