@@ -1,6 +1,6 @@
 //! CLI tests for `mathforge train`: help with examples, config-file errors that name the key or
 //! file, and flags overriding the file (checked through the resolved `config.toml`).
-use crate::util::{ok, run};
+use crate::util::{ok, run, tiny_cli_model};
 
 #[test]
 fn train_help_has_examples() {
@@ -103,18 +103,7 @@ fn sft_then_dpo_rft_online_rft_end_to_end() {
     let corpus: String = (0..40)
         .map(|i| format!("User: {}\n\nAssistant: #### {}\n", questions[i % 4], 2 + i % 2))
         .collect();
-    std::fs::write(d.join("corpus.txt"), corpus).unwrap();
-    let tok = d.join("tok");
-    ok(&["tokenizer", "train", "--input", &s(&d.join("corpus.txt")), "--vocab-size", "300", "--out", &s(&tok)]);
-    std::fs::write(
-        d.join("config.json"),
-        r#"{"model_type":"llama","hidden_size":32,"intermediate_size":64,"num_hidden_layers":2,
-        "num_attention_heads":4,"num_key_value_heads":2,"vocab_size":300,"max_position_embeddings":64,
-        "initializer_range":0.02,"bos_token_id":0,"eos_token_id":1}"#,
-    )
-    .unwrap();
-    let model = d.join("model");
-    ok(&["model", "init", "--config", &s(&d.join("config.json")), "--out", &s(&model), "--tokenizer", &s(&tok.join("tokenizer.json"))]);
+    let model = tiny_cli_model(d, &corpus, 64);
     let (mut task, mut sft) = (String::new(), String::new());
     for q in questions {
         task.push_str(&format!("{}\n", serde_json::json!({"question": q, "answer": "#### 2"})));
@@ -171,18 +160,7 @@ fn grpo_process_supervision_two_steps() {
     let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
     let corpus: String =
         (0..40).map(|i| format!("What is {} + 1?\n{} + 1 = {}\n#### {}\n", i % 9, i % 9, i % 9 + 1, i % 9 + 1)).collect();
-    std::fs::write(d.join("corpus.txt"), corpus).unwrap();
-    let tok = d.join("tok");
-    ok(&["tokenizer", "train", "--input", &s(&d.join("corpus.txt")), "--vocab-size", "300", "--out", &s(&tok)]);
-    std::fs::write(
-        d.join("config.json"),
-        r#"{"model_type":"llama","hidden_size":32,"intermediate_size":64,"num_hidden_layers":2,
-        "num_attention_heads":4,"num_key_value_heads":2,"vocab_size":300,"max_position_embeddings":512,
-        "initializer_range":0.02,"bos_token_id":0,"eos_token_id":1}"#,
-    )
-    .unwrap();
-    let model = d.join("model");
-    ok(&["model", "init", "--config", &s(&d.join("config.json")), "--out", &s(&model), "--tokenizer", &s(&tok.join("tokenizer.json"))]);
+    let model = tiny_cli_model(d, &corpus, 512);
     let rows: String = (0..12)
         .map(|i| {
             let ok = i % 2 == 0;

@@ -1,4 +1,4 @@
-//! Helpers: run the built `mathforge` binary and capture its output.
+//! Helpers: run the built `mathforge` binary and capture its output; build a tiny model with it.
 #![allow(dead_code)]
 use std::process::{Command, Output};
 
@@ -34,4 +34,25 @@ pub fn shared_data(test: &str) -> Option<std::path::PathBuf> {
             None
         }
     }
+}
+
+/// A tiny random Llama (2 layers, width 32, `max_pos` positions) made through the binary:
+/// `tokenizer train` on `corpus` (300 tokens, into `dir/tok`), then `model init`. Returns the
+/// model folder (`dir/model`).
+pub fn tiny_cli_model(dir: &std::path::Path, corpus: &str, max_pos: usize) -> std::path::PathBuf {
+    let s = |p: &std::path::Path| p.to_str().expect("utf-8 temp path").to_string();
+    let (text, tok, conf, model) =
+        (dir.join("corpus.txt"), dir.join("tok"), dir.join("config.json"), dir.join("model"));
+    std::fs::write(&text, corpus).unwrap();
+    ok(&["tokenizer", "train", "--input", &s(&text), "--vocab-size", "300", "--out", &s(&tok)]);
+    let config = serde_json::json!({
+        "model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 300,
+        "max_position_embeddings": max_pos, "initializer_range": 0.02, "bos_token_id": 0,
+        "eos_token_id": 1
+    });
+    std::fs::write(&conf, config.to_string()).unwrap();
+    let tok_file = s(&tok.join("tokenizer.json"));
+    ok(&["model", "init", "--config", &s(&conf), "--out", &s(&model), "--tokenizer", &tok_file]);
+    model
 }
