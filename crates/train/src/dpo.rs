@@ -27,7 +27,7 @@
 //! `eval_greedy_acc` on held-out problems every `eval-every` steps (step 0 = the SFT model).
 use crate::config::{to_json, to_toml};
 use crate::paradigm::{
-    initial_model, load_tokenizer, question_subset, response_logprobs, sample_and_reward, Budget,
+    initial_model, load_tokenizer, open_train_task, response_logprobs, sample_offline, Budget,
     Sample, SampleSettings,
 };
 use crate::sft::{epoch_progress, EpochCursor};
@@ -307,15 +307,8 @@ fn sample_pairs(
     tok: &Tokenizer,
     progress: &mut impl FnMut(&StepReport),
 ) -> Result<(Vec<PrefPair>, Map<String, Value>)> {
-    let task = crate::grpo::open_task(&cfg.train_data)?;
+    let task = open_train_task(&cfg.train_data)?;
     let n = task.examples().len();
-    if n == 0 {
-        return Err(Error::Config {
-            file: "<resolved>".into(),
-            msg: format!("`train-data` {} has no problems", cfg.train_data),
-        });
-    }
-    let examples = question_subset(n, cfg.sample_questions, cfg.common.seed);
     let settings = SampleSettings {
         k: cfg.samples_per_question,
         temperature: cfg.temperature,
@@ -323,13 +316,15 @@ fn sample_pairs(
         max_new_tokens: cfg.max_completion_len,
         seed: cfg.common.seed ^ 0xd0_d0,
     };
-    let (groups, generated) =
-        sample_and_reward(sft, tok, task.as_ref(), &examples, &settings, 64, |done, total| {
-            let mut m = Map::new();
-            m.insert("sampled_questions".into(), Value::from(done));
-            m.insert("total_questions".into(), Value::from(total));
-            progress(&StepReport { step: 0, total: cfg.common.steps, metrics: m });
-        })?;
+    let (groups, generated) = sample_offline(
+        sft,
+        tok,
+        task.as_ref(),
+        cfg.sample_questions,
+        &cfg.common,
+        &settings,
+        progress,
+    )?;
     let mut pairs = vec![];
     let (mut all_right, mut all_wrong, mut correct, mut total) = (0u64, 0u64, 0usize, 0usize);
     for g in &groups {

@@ -28,7 +28,7 @@
 //! [`unified_loss`] builds `-sum(w * GC.detach() * log pi)`, whose gradient is the formula above;
 //! the tests check on small tensors that it equals the gradient of each method's own loss
 //! (SFT/RFT NLL, [`crate::dpo::dpo_loss`], [`crate::grpo::policy_loss`]) under autograd.
-use crate::trainer::CommonConfig;
+use crate::trainer::{CommonConfig, StepReport};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, D};
 use mathforge_model::tokenizer::Tokenizer;
@@ -427,6 +427,42 @@ pub fn question_subset(n: usize, limit: usize, seed: u64) -> Vec<usize> {
     all.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5_u64.rotate_left(40)));
     all.truncate(limit);
     all
+}
+
+/// The training problems of an offline or online method (`train-data`: an `arith:` spec or a
+/// benchmark JSONL); an empty task is a config error.
+pub fn open_train_task(spec: &str) -> Result<Box<dyn Task>> {
+    let t = crate::grpo::open_task(spec)?;
+    if t.examples().is_empty() {
+        return Err(Error::Config {
+            file: "<resolved>".into(),
+            msg: format!("`train-data` {spec} has no problems"),
+        });
+    }
+    Ok(t)
+}
+
+/// The offline data source of RFT and DPO (`q ~ P_sft(Q), o ~ pi_sft(O|q)`): `s.k` samples of
+/// `model` (the SFT model) for each question of `task`'s seeded subset of `sample_questions`
+/// ([`question_subset`] with the run's seed; 0: all), rewarded by the verifier, 64 questions a
+/// chunk. After each chunk `progress` gets a step-0 report with `sampled_questions` and
+/// `total_questions`. Returns the samples grouped by question and the generated token count.
+pub fn sample_offline(
+    model: &Llama,
+    tok: &Tokenizer,
+    task: &dyn Task,
+    sample_questions: usize,
+    common: &CommonConfig,
+    s: &SampleSettings,
+    progress: &mut impl FnMut(&StepReport),
+) -> Result<(Vec<Vec<Sample>>, usize)> {
+    let examples = question_subset(task.examples().len(), sample_questions, common.seed);
+    sample_and_reward(model, tok, task, &examples, s, 64, |done, total| {
+        let mut m = serde_json::Map::new();
+        m.insert("sampled_questions".into(), serde_json::Value::from(done));
+        m.insert("total_questions".into(), serde_json::Value::from(total));
+        progress(&StepReport { step: 0, total: common.steps, metrics: m });
+    })
 }
 
 /// A wall-clock budget (`max-minutes`) with the semantics of GRPO's: sampling and updates count,

@@ -21,7 +21,8 @@
 //! they can be compared with GRPO and DPO on the same budget.
 use crate::config::{to_json, to_toml};
 use crate::paradigm::{
-    load_tokenizer, question_subset, sample_and_reward, Budget, Sample, SampleSettings,
+    load_tokenizer, open_train_task, sample_and_reward, sample_offline, Budget, Sample,
+    SampleSettings,
 };
 use crate::sft::{encode_pair, epoch_progress, sft_step, EpochCursor, Pair};
 use crate::trainer::{CommonConfig, MicroLoss, StepReport, Trainer};
@@ -127,17 +128,6 @@ struct Pos {
     train_wall_seconds: f64,
 }
 
-fn open_train_task(spec: &str) -> Result<Box<dyn mathforge_tasks::Task>> {
-    let t = crate::grpo::open_task(spec)?;
-    if t.examples().is_empty() {
-        return Err(Error::Config {
-            file: "<resolved>".into(),
-            msg: format!("`train-data` {spec} has no problems"),
-        });
-    }
-    Ok(t)
-}
-
 /// Run (or resume) RFT (`cfg.online` false) or Online RFT. `progress` gets a report per optimizer
 /// step (offline RFT also reports at step 0 while sampling: `sampled_questions`/`total_questions`).
 pub fn run(
@@ -199,8 +189,6 @@ fn offline(
         }
         // A fresh run's model is the SFT model (`init`), the data source of RFT.
         let t_sample = std::time::Instant::now();
-        let examples =
-            question_subset(train.examples().len(), cfg.sample_questions, cfg.common.seed);
         let settings = SampleSettings {
             k: cfg.samples_per_question,
             temperature: cfg.temperature,
@@ -208,13 +196,15 @@ fn offline(
             max_new_tokens: cfg.max_completion_len,
             seed: cfg.common.seed ^ 0x4f7_5a3,
         };
-        let (groups, generated) =
-            sample_and_reward(&tr.model, tok, train, &examples, &settings, 64, |done, total| {
-                let mut m = Map::new();
-                m.insert("sampled_questions".into(), Value::from(done));
-                m.insert("total_questions".into(), Value::from(total));
-                progress(&StepReport { step: 0, total: cfg.common.steps, metrics: m });
-            })?;
+        let (groups, generated) = sample_offline(
+            &tr.model,
+            tok,
+            train,
+            cfg.sample_questions,
+            &cfg.common,
+            &settings,
+            &mut progress,
+        )?;
         let kept = keep_correct(&groups, cfg.dedup);
         let n_samples: usize = groups.iter().map(Vec::len).sum();
         let n_correct = groups.iter().flatten().filter(|s| s.correct()).count();
