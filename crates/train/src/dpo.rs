@@ -27,8 +27,8 @@
 //! `eval_greedy_acc` on held-out problems every `eval-every` steps (step 0 = the SFT model).
 use crate::config::{to_json, to_toml};
 use crate::paradigm::{
-    initial_model, load_tokenizer, open_train_task, response_logprobs, sample_offline, Budget,
-    Sample, SampleSettings,
+    greedy_eval, initial_model, load_tokenizer, open_train_task, response_logprobs, sample_offline,
+    Budget, Sample, SampleSettings,
 };
 use crate::sft::{epoch_progress, EpochCursor};
 use crate::trainer::{CommonConfig, MicroLoss, StepReport, Trainer};
@@ -461,18 +461,7 @@ pub fn run(
         data_m.insert("data_seconds".into(), Value::from(s));
         budget.add(s);
     }
-    let eval_now = |tr: &Trainer| -> Result<Option<f64>> {
-        match &eval {
-            Some(t) => Ok(Some(crate::grpo::greedy_accuracy(
-                &tr.model,
-                &tok,
-                t.as_ref(),
-                cfg.eval_questions,
-                cfg.max_completion_len,
-            )?)),
-            None => Ok(None),
-        }
-    };
+    let eval_now = greedy_eval(eval.as_deref(), &tok, cfg.eval_questions, cfg.max_completion_len);
     if tr.step() == 0 {
         let mut m = data_m.clone();
         if let Some(acc) = eval_now(&tr)? {
@@ -518,22 +507,12 @@ pub fn run(
             Err(e) => return Err(e),
         };
         m.insert("epoch".into(), Value::from(epoch_progress(pos.epoch, pos.index, pairs.len())));
-        budget.add(t_step.elapsed().as_secs_f64());
-        pos.train_wall_seconds = budget.spent;
-        m.insert("train_wall_seconds".into(), Value::from(budget.spent));
-        let step = tr.step();
-        if tr.done() || (cfg.common.eval_every > 0 && step.is_multiple_of(cfg.common.eval_every)) {
-            if let Some(acc) = eval_now(&tr)? {
-                m.insert("eval_greedy_acc".into(), Value::from(acc));
-            }
-        }
-        tr.log(&m)?;
-        progress(&StepReport { step, total: cfg.common.steps, metrics: m.clone() });
-        let save = tr.done() || step.is_multiple_of(cfg.common.save_every);
-        if save {
-            tr.save(serde_json::to_value(pos).unwrap_or(Value::Null), &m)?;
-        }
-        budget.stepped(step, &m, save);
+        let data = |spent| {
+            pos.train_wall_seconds = spent;
+            serde_json::to_value(pos).unwrap_or(Value::Null)
+        };
+        let seconds = t_step.elapsed().as_secs_f64();
+        budget.end_step(&mut tr, seconds, m, data, &eval_now, &mut progress)?;
     }
     budget.finish(
         &mut tr,

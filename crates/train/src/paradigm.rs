@@ -465,6 +465,21 @@ pub fn sample_offline(
     })
 }
 
+/// `eval_greedy_acc` of RFT, Online RFT and DPO: the greedy accuracy of the current policy on
+/// `questions` problems of the held-out `task` with responses of at most `max_len` tokens
+/// ([`crate::grpo::greedy_accuracy`]); `None` without a held-out task.
+pub fn greedy_eval<'a>(
+    task: Option<&'a dyn Task>,
+    tok: &'a Tokenizer,
+    questions: usize,
+    max_len: usize,
+) -> impl Fn(&crate::trainer::Trainer) -> Result<Option<f64>> + 'a {
+    move |tr| {
+        task.map(|t| crate::grpo::greedy_accuracy(&tr.model, tok, t, questions, max_len))
+            .transpose()
+    }
+}
+
 /// A wall-clock budget (`max-minutes`) with the semantics of GRPO's: sampling and updates count,
 /// held-out evaluations do not; the seconds used are stored in the checkpoint's data position
 /// (`train_wall_seconds`), so a resumed run continues the same budget. Lets RFT, Online RFT and
@@ -534,6 +549,39 @@ impl Budget {
         !tr.done() && self.saved_step != Some(tr.step())
     }
 
+    /// The end of an optimizer step of RFT, Online RFT and DPO, in GRPO's order: count the
+    /// step's `seconds`, add `train_wall_seconds` to its metrics `m`, add `eval_greedy_acc` every
+    /// `eval-every` steps and at the last, log and report them, and save every `save-every` steps
+    /// and at the last with the data position `data(spent)` (called every step, so a position
+    /// that carries the seconds spent is current for [`Budget::finish`] too).
+    pub fn end_step(
+        &mut self,
+        tr: &mut crate::trainer::Trainer,
+        seconds: f64,
+        mut m: serde_json::Map<String, serde_json::Value>,
+        data: impl FnOnce(f64) -> serde_json::Value,
+        eval_now: &dyn Fn(&crate::trainer::Trainer) -> Result<Option<f64>>,
+        progress: &mut dyn FnMut(&StepReport),
+    ) -> Result<()> {
+        self.add(seconds);
+        let data = data(self.spent);
+        m.insert("train_wall_seconds".into(), serde_json::Value::from(self.spent));
+        let (step, every) = (tr.step(), tr.cfg.eval_every);
+        if tr.done() || (every > 0 && step.is_multiple_of(every)) {
+            if let Some(acc) = eval_now(tr)? {
+                m.insert("eval_greedy_acc".into(), serde_json::Value::from(acc));
+            }
+        }
+        tr.log(&m)?;
+        progress(&StepReport { step, total: tr.cfg.steps, metrics: m.clone() });
+        let save = tr.done() || step.is_multiple_of(tr.cfg.save_every);
+        if save {
+            tr.save(data, &m)?;
+        }
+        self.stepped(step, &m, save);
+        Ok(())
+    }
+
     /// Record the metrics logged for `step` and whether a checkpoint of it was saved.
     pub fn stepped(
         &mut self,
@@ -590,6 +638,60 @@ mod tests {
     use super::*;
     use crate::grpo::{policy_loss, LossAggregation, LossConfig};
     use candle_core::{Device, Var};
+
+    /// Offline sampling (RFT's and DPO's data source) on a tiny random model: `k` samples for
+    /// each question of the seeded subset, in its order, rewarded, and a step-0 progress report
+    /// per chunk of 64 questions; an empty task is refused by name.
+    #[test]
+    fn sample_offline_covers_the_question_subset_and_reports_progress() {
+        let task = open_train_task("arith:split=train,steps=1,n=70").unwrap();
+        let texts: Vec<String> = task
+            .examples()
+            .iter()
+            .map(|e| format!("{} #### {}", e.question, e.reference))
+            .collect();
+        let tok = mathforge_model::tokenizer::train_bpe(
+            texts.iter().map(String::as_str),
+            &mathforge_model::tokenizer::BpeTrainConfig { vocab_size: 300, ..Default::default() },
+        )
+        .unwrap();
+        let cfg = mathforge_model::Config::from_json_str(&format!(
+            r#"{{"model_type": "llama", "hidden_size": 16, "intermediate_size": 32,
+            "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+            "vocab_size": {}, "max_position_embeddings": 128, "bos_token_id": 0,
+            "eos_token_id": 1}}"#,
+            tok.vocab_size()
+        ))
+        .unwrap();
+        let dev = Device::Cpu;
+        let (model, _) =
+            mathforge_model::checkpoint::init_model(&cfg, 3, DType::F32, &dev).unwrap();
+        let common = CommonConfig { seed: 11, steps: 5, ..Default::default() };
+        let s = SampleSettings { k: 2, temperature: 1.0, top_p: 1.0, max_new_tokens: 3, seed: 9 };
+        let mut reports = vec![];
+        let (groups, generated) =
+            sample_offline(&model, &tok, task.as_ref(), 66, &common, &s, &mut |r: &StepReport| {
+                reports.push((r.step, r.total, r.metrics.clone()))
+            })
+            .unwrap();
+        let want = question_subset(70, 66, 11);
+        assert_eq!(groups.iter().map(|g| g[0].example).collect::<Vec<_>>(), want);
+        assert!(groups.iter().all(|g| g.len() == 2 && g.iter().all(|x| x.example == g[0].example)));
+        assert!(generated > 0 && generated <= 66 * 2 * 3);
+        let done: Vec<(u64, u64, Option<u64>, Option<u64>)> = reports
+            .iter()
+            .map(|(step, total, m)| {
+                let get = |k: &str| m.get(k).and_then(serde_json::Value::as_u64);
+                (*step, *total, get("sampled_questions"), get("total_questions"))
+            })
+            .collect();
+        assert_eq!(done, vec![(0, 5, Some(64), Some(66)), (0, 5, Some(66), Some(66))]);
+        let err = open_train_task("arith:split=train,steps=1,n=0").err().unwrap().to_string();
+        assert!(
+            err.contains("`train-data` arith:split=train,steps=1,n=0 has no problems"),
+            "{err}"
+        );
+    }
 
     /// A stage starts only when, lasting as long as the previous one, it ends within the budget.
     #[test]

@@ -21,8 +21,8 @@
 //! they can be compared with GRPO and DPO on the same budget.
 use crate::config::{to_json, to_toml};
 use crate::paradigm::{
-    load_tokenizer, open_train_task, sample_and_reward, sample_offline, Budget, Sample,
-    SampleSettings,
+    greedy_eval, load_tokenizer, open_train_task, sample_and_reward, sample_offline, Budget,
+    Sample, SampleSettings,
 };
 use crate::sft::{encode_pair, epoch_progress, sft_step, EpochCursor, Pair};
 use crate::trainer::{CommonConfig, MicroLoss, StepReport, Trainer};
@@ -147,18 +147,7 @@ pub fn run(
     let stage = if cfg.online { "online-rft" } else { "rft" };
     let seq = 64 + cfg.max_completion_len;
     let tr = Trainer::open(stage, &cfg.common, to_json(cfg), &to_toml(cfg)?, seq, 0, git_commit)?;
-    let eval_now = |tr: &Trainer| -> Result<Option<f64>> {
-        match &eval {
-            Some(t) => Ok(Some(crate::grpo::greedy_accuracy(
-                &tr.model,
-                &tok,
-                t.as_ref(),
-                cfg.eval_questions,
-                cfg.max_completion_len,
-            )?)),
-            None => Ok(None),
-        }
-    };
+    let eval_now = greedy_eval(eval.as_deref(), &tok, cfg.eval_questions, cfg.max_completion_len);
     if cfg.online {
         online(cfg, tr, &tok, train.as_ref(), &eval_now, progress)
     } else {
@@ -277,22 +266,12 @@ fn offline(
         let batch: Vec<&Pair> = idx.iter().map(|&i| &pairs[i]).collect();
         let mut m = sft_step(&mut tr, &batch, pad, before)?;
         m.insert("epoch".into(), Value::from(epoch_progress(pos.epoch, pos.index, pairs.len())));
-        budget.add(t_step.elapsed().as_secs_f64());
-        pos.train_wall_seconds = budget.spent;
-        m.insert("train_wall_seconds".into(), Value::from(budget.spent));
-        let step = tr.step();
-        if tr.done() || (cfg.common.eval_every > 0 && step.is_multiple_of(cfg.common.eval_every)) {
-            if let Some(acc) = eval_now(&tr)? {
-                m.insert("eval_greedy_acc".into(), Value::from(acc));
-            }
-        }
-        tr.log(&m)?;
-        progress(&StepReport { step, total: cfg.common.steps, metrics: m.clone() });
-        let save = tr.done() || step.is_multiple_of(cfg.common.save_every);
-        if save {
-            tr.save(serde_json::to_value(pos).unwrap_or(Value::Null), &m)?;
-        }
-        budget.stepped(step, &m, save);
+        let data = |spent| {
+            pos.train_wall_seconds = spent;
+            serde_json::to_value(pos).unwrap_or(Value::Null)
+        };
+        let seconds = t_step.elapsed().as_secs_f64();
+        budget.end_step(&mut tr, seconds, m, data, eval_now, &mut progress)?;
     }
     budget.finish(
         &mut tr,
@@ -391,21 +370,9 @@ fn online(
             "tokens_per_second".into(),
             Value::from(generated as f64 / t0.elapsed().as_secs_f64().max(1e-9)),
         );
-        budget.add(t0.elapsed().as_secs_f64());
-        m.insert("train_wall_seconds".into(), Value::from(budget.spent));
-        let step = tr.step();
-        if tr.done() || (cfg.common.eval_every > 0 && step.is_multiple_of(cfg.common.eval_every)) {
-            if let Some(acc) = eval_now(&tr)? {
-                m.insert("eval_greedy_acc".into(), Value::from(acc));
-            }
-        }
-        tr.log(&m)?;
-        progress(&StepReport { step, total: cfg.common.steps, metrics: m.clone() });
-        let save = tr.done() || step.is_multiple_of(cfg.common.save_every);
-        if save {
-            tr.save(serde_json::json!({ "train_wall_seconds": budget.spent }), &m)?;
-        }
-        budget.stepped(step, &m, save);
+        let data = |spent| serde_json::json!({ "train_wall_seconds": spent });
+        let seconds = t0.elapsed().as_secs_f64();
+        budget.end_step(&mut tr, seconds, m, data, eval_now, &mut progress)?;
     }
     let data = serde_json::json!({ "train_wall_seconds": budget.spent });
     budget.finish(&mut tr, data, eval_now, &mut progress)?;
