@@ -28,9 +28,9 @@
 use crate::config::{to_json, to_toml};
 use crate::paradigm::{
     greedy_eval, initial_model, load_tokenizer, open_train_task, response_logprobs, sample_offline,
-    Budget, Sample, SampleSettings,
+    Budget, OfflinePos, Sample, SampleSettings,
 };
-use crate::sft::{epoch_progress, EpochCursor};
+use crate::sft::{epoch_progress, require_file, resumed_position, usable, EpochCursor};
 use crate::trainer::{CommonConfig, MicroLoss, StepReport, Trainer};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, D};
@@ -218,9 +218,7 @@ pub fn read_pairs(
     max_completion_len: usize,
     window: usize,
 ) -> Result<(Vec<PrefPair>, BTreeMap<String, u64>)> {
-    if !path.exists() {
-        return Err(Error::Data { path: path.into(), line: 0, msg: "file does not exist".into() });
-    }
+    require_file(path)?;
     let mut out = vec![];
     let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
     let mut skip = |why: &str| *skipped.entry(why.to_string()).or_default() += 1;
@@ -258,14 +256,7 @@ pub fn read_pairs(
         }
         out.push(p);
     }
-    if out.is_empty() {
-        return Err(Error::Data {
-            path: path.into(),
-            line: 0,
-            msg: format!("no usable pairs (skipped: {skipped:?})"),
-        });
-    }
-    Ok((out, skipped))
+    usable(path, out, skipped)
 }
 
 /// Write pairs (with their ids) to `path` atomically.
@@ -366,16 +357,6 @@ fn sample_pairs(
     Ok((pairs, m))
 }
 
-/// Data position: epoch and index into that epoch's order of the pairs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-struct Pos {
-    epoch: u64,
-    index: usize,
-    /// Seconds of the time budget used (see [`Budget`]).
-    #[serde(default)]
-    train_wall_seconds: f64,
-}
-
 /// Run (or resume) DPO. `progress` gets a report per optimizer step (and, while pairs are being
 /// sampled, reports at step 0 with `sampled_questions`/`total_questions`).
 pub fn run(
@@ -393,9 +374,7 @@ pub fn run(
         });
     }
     if let Some(f) = &cfg.pairs_file {
-        if !Path::new(f).exists() {
-            return Err(Error::Data { path: f.into(), line: 0, msg: "file does not exist".into() });
-        }
+        require_file(Path::new(f))?;
     }
     let tok = load_tokenizer(&cfg.common)?;
     let eval = cfg.eval_data.as_deref().map(crate::grpo::open_task).transpose()?;
@@ -470,11 +449,7 @@ pub fn run(
         tr.log(&m)?;
         progress(&StepReport { step: 0, total: cfg.common.steps, metrics: m });
     }
-    let mut pos: Pos = match &tr.resumed_data {
-        Value::Null => Pos::default(),
-        v => serde_json::from_value(v.clone())
-            .map_err(|e| Error::Msg(format!("bad data position in checkpoint: {e}")))?,
-    };
+    let mut pos: OfflinePos = resumed_position(&tr)?;
     let mut cursor = EpochCursor::new(pairs.len(), cfg.common.seed, ORDER_SALT);
     while !tr.done() && !budget.exhausted() {
         let t_step = std::time::Instant::now();

@@ -480,6 +480,20 @@ pub fn greedy_eval<'a>(
     }
 }
 
+/// Data position of RFT and DPO, saved in their checkpoints as
+/// `{"epoch", "index", "train_wall_seconds"}`: epoch and index into that epoch's order
+/// ([`crate::sft::EpochCursor`]) and the seconds of the time budget used ([`Budget`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct OfflinePos {
+    /// Epoch.
+    pub epoch: u64,
+    /// Next index in the epoch's order.
+    pub index: usize,
+    /// Seconds of the time budget used (absent in runs saved before the budget existed).
+    #[serde(default)]
+    pub train_wall_seconds: f64,
+}
+
 /// A wall-clock budget (`max-minutes`) with the semantics of GRPO's: sampling and updates count,
 /// held-out evaluations do not; the seconds used are stored in the checkpoint's data position
 /// (`train_wall_seconds`), so a resumed run continues the same budget. Lets RFT, Online RFT and
@@ -691,6 +705,18 @@ mod tests {
             err.contains("`train-data` arith:split=train,steps=1,n=0 has no problems"),
             "{err}"
         );
+    }
+
+    /// RFT and DPO checkpoints store the position as this JSON: resuming existing runs (also
+    /// those saved before the time budget) depends on it.
+    #[test]
+    fn offline_position_json_is_stable() {
+        let p = OfflinePos { epoch: 3, index: 1, train_wall_seconds: 2.5 };
+        let text = r#"{"epoch":3,"index":1,"train_wall_seconds":2.5}"#;
+        assert_eq!(serde_json::to_string(&p).unwrap(), text);
+        assert_eq!(serde_json::from_str::<OfflinePos>(text).unwrap(), p);
+        let old: OfflinePos = serde_json::from_str(r#"{"epoch":3,"index":1}"#).unwrap();
+        assert_eq!(old, OfflinePos { train_wall_seconds: 0.0, ..p });
     }
 
     /// A stage starts only when, lasting as long as the previous one, it ends within the budget.

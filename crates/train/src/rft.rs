@@ -22,9 +22,9 @@
 use crate::config::{to_json, to_toml};
 use crate::paradigm::{
     greedy_eval, load_tokenizer, open_train_task, sample_and_reward, sample_offline, Budget,
-    Sample, SampleSettings,
+    OfflinePos, Sample, SampleSettings,
 };
-use crate::sft::{encode_pair, epoch_progress, sft_step, EpochCursor, Pair};
+use crate::sft::{encode_pair, epoch_progress, resumed_position, sft_step, EpochCursor, Pair};
 use crate::trainer::{CommonConfig, MicroLoss, StepReport, Trainer};
 use crate::{Error, Result};
 use candle_core::{DType, Tensor};
@@ -117,16 +117,6 @@ pub fn keep_correct(groups: &[Vec<Sample>], dedup: bool) -> Vec<(usize, String)>
 /// Salt of this trainer's epoch orders ([`crate::sft::epoch_order`]); changing it would change
 /// the data order of existing runs on resume.
 const ORDER_SALT: u64 = 0x4f7;
-
-/// Data position of offline RFT: epoch and index into that epoch's order.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-struct Pos {
-    epoch: u64,
-    index: usize,
-    /// Seconds of the time budget used (see [`Budget`]).
-    #[serde(default)]
-    train_wall_seconds: f64,
-}
 
 /// Run (or resume) RFT (`cfg.online` false) or Online RFT. `progress` gets a report per optimizer
 /// step (offline RFT also reports at step 0 while sampling: `sampled_questions`/`total_questions`).
@@ -252,11 +242,7 @@ fn offline(
         tr.log(&m)?;
         progress(&StepReport { step: 0, total: cfg.common.steps, metrics: m });
     }
-    let mut pos: Pos = match &tr.resumed_data {
-        Value::Null => Pos::default(),
-        v => serde_json::from_value(v.clone())
-            .map_err(|e| Error::Msg(format!("bad data position in checkpoint: {e}")))?,
-    };
+    let mut pos: OfflinePos = resumed_position(&tr)?;
     let mut cursor = EpochCursor::new(pairs.len(), cfg.common.seed, ORDER_SALT);
     let (bs, pad) = (cfg.common.batch_size, tok.pad_id());
     while !tr.done() && !budget.exhausted() {

@@ -24,6 +24,7 @@ use mathforge_model::Llama;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -99,9 +100,7 @@ pub fn load_pairs(
     rf: &str,
     max_len: usize,
 ) -> Result<(Vec<Pair>, BTreeMap<String, u64>)> {
-    if !path.exists() {
-        return Err(Error::Data { path: path.into(), line: 0, msg: "file does not exist".into() });
-    }
+    require_file(path)?;
     let mut out = vec![];
     let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
     for rec in JsonlReader::open(path)? {
@@ -121,6 +120,24 @@ pub fn load_pairs(
             None => *skipped.entry("prompt_too_long".into()).or_default() += 1,
         }
     }
+    usable(path, out, skipped)
+}
+
+/// An error naming `path` unless it exists (before a reader is opened on it).
+pub(crate) fn require_file(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    Err(Error::Data { path: path.into(), line: 0, msg: "file does not exist".into() })
+}
+
+/// The records read from `path` with their skip counts by reason, or an error naming the file
+/// (and the counts) when none was usable.
+pub(crate) fn usable<T>(
+    path: &Path,
+    out: Vec<T>,
+    skipped: BTreeMap<String, u64>,
+) -> Result<(Vec<T>, BTreeMap<String, u64>)> {
     if out.is_empty() {
         return Err(Error::Data {
             path: path.into(),
@@ -240,6 +257,16 @@ pub struct SftPos {
     pub index: usize,
 }
 
+/// The data position a resumed run continues from (the checkpoint's `data`), or the default
+/// (the start) for a fresh run.
+pub fn resumed_position<T: DeserializeOwned + Default>(tr: &Trainer) -> Result<T> {
+    match &tr.resumed_data {
+        Value::Null => Ok(T::default()),
+        v => serde_json::from_value(v.clone())
+            .map_err(|e| Error::Msg(format!("bad data position in checkpoint: {e}"))),
+    }
+}
+
 /// The order of epoch `epoch` over `n` items: a permutation drawn from `seed`, the epoch and the
 /// trainer's `salt` (SFT 0; RFT and DPO use their own, so their orders differ from SFT's on the
 /// same seed). A pure function of its arguments: the data position alone is enough to resume.
@@ -340,11 +367,7 @@ pub fn run(
         0,
         git_commit,
     )?;
-    let mut pos: SftPos = match &tr.resumed_data {
-        Value::Null => SftPos::default(),
-        v => serde_json::from_value(v.clone())
-            .map_err(|e| Error::Msg(format!("bad data position in checkpoint: {e}")))?,
-    };
+    let mut pos: SftPos = resumed_position(&tr)?;
     let mut cursor = EpochCursor::new(pairs.len(), cfg.common.seed, 0);
     let (bs, mb, chunk, pad) = (
         cfg.common.batch_size,
@@ -447,5 +470,13 @@ mod tests {
         assert_eq!(sorted, (0..50).collect::<Vec<_>>());
         assert!(EpochCursor::new(0, 1, 0).next_batch(&mut 0, &mut 0, 4).is_empty());
         assert_eq!(epoch_progress(2, 3, 4), 2.75);
+    }
+
+    /// Checkpoints store the position as this JSON: resuming existing runs depends on it.
+    #[test]
+    fn sft_position_json_is_stable() {
+        let p = SftPos { epoch: 2, index: 5 };
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"epoch":2,"index":5}"#);
+        assert_eq!(serde_json::from_str::<SftPos>(r#"{"epoch":2,"index":5}"#).unwrap(), p);
     }
 }
