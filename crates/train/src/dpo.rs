@@ -27,8 +27,8 @@
 //! `eval_greedy_acc` on held-out problems every `eval-every` steps (step 0 = the SFT model).
 use crate::config::{to_json, to_toml};
 use crate::paradigm::{
-    greedy_eval, initial_model, load_tokenizer, open_train_task, response_logprobs, sample_offline,
-    Budget, OfflinePos, Sample, SampleSettings,
+    greedy_eval, initial_model, load_tokenizer, open_train_task, response_logprobs, rl_common,
+    sample_offline, Budget, OfflinePos, Sample, SampleSettings,
 };
 use crate::sft::{epoch_progress, require_file, resumed_position, usable, EpochCursor};
 use crate::trainer::{CommonConfig, MicroLoss, StepReport, Trainer};
@@ -79,17 +79,7 @@ pub struct DpoConfig {
 impl Default for DpoConfig {
     fn default() -> Self {
         DpoConfig {
-            common: CommonConfig {
-                lr: 1e-5,
-                schedule: crate::schedule::ScheduleKind::Constant,
-                warmup_steps: 0,
-                weight_decay: 0.0,
-                batch_size: 16,
-                micro_batch_size: 8,
-                save_every: 20,
-                eval_every: 10,
-                ..Default::default()
-            },
+            common: CommonConfig { batch_size: 16, micro_batch_size: 8, ..rl_common() },
             train_data: "arith:split=train,steps=2,n=2000".into(),
             pairs_file: None,
             eval_data: Some("arith:split=heldout,steps=2,n=200".into()),
@@ -550,14 +540,7 @@ mod tests {
     }
 
     fn s(text: &str, reward: f64) -> Sample {
-        Sample {
-            example: 0,
-            prompt_ids: vec![1],
-            response_ids: vec![5],
-            text: text.into(),
-            reward,
-            truncated: false,
-        }
+        crate::paradigm::test_sample(0, text, reward)
     }
 
     #[test]

@@ -251,6 +251,21 @@ pub fn table_markdown() -> String {
 // Data sources: the pieces RFT, Online RFT and DPO share (sampling a model on a task's questions,
 // rewarding with the strict verifier, and response log-probs under a model).
 
+/// The shared settings' defaults of the methods that start from an SFT model (GRPO's, which
+/// RFT, Online RFT and DPO follow so they compare on equal terms): constant rate 1e-5, no warmup
+/// or weight decay, a checkpoint every 20 steps and an evaluation every 10.
+pub fn rl_common() -> CommonConfig {
+    CommonConfig {
+        lr: 1e-5,
+        schedule: crate::schedule::ScheduleKind::Constant,
+        warmup_steps: 0,
+        weight_decay: 0.0,
+        save_every: 20,
+        eval_every: 10,
+        ..Default::default()
+    }
+}
+
 /// The run's tokenizer (`tokenizer`, else the `init` folder).
 pub fn load_tokenizer(common: &CommonConfig) -> Result<Tokenizer> {
     let p = common.tokenizer_path()?;
@@ -300,6 +315,19 @@ impl Sample {
     /// `I(o)`: the answer is correct.
     pub fn correct(&self) -> bool {
         self.reward >= 1.0
+    }
+}
+
+/// A sample for unit tests: one prompt and one response token, `text` rewarded `reward`.
+#[cfg(test)]
+pub(crate) fn test_sample(example: usize, text: &str, reward: f64) -> Sample {
+    Sample {
+        example,
+        prompt_ids: vec![1],
+        response_ids: vec![5],
+        text: text.into(),
+        reward,
+        truncated: false,
     }
 }
 
@@ -705,6 +733,17 @@ mod tests {
             err.contains("`train-data` arith:split=train,steps=1,n=0 has no problems"),
             "{err}"
         );
+    }
+
+    /// RFT, Online RFT and DPO start from GRPO's shared defaults (DPO with larger batches), so
+    /// the methods of Table 10 compare on equal terms.
+    #[test]
+    fn rl_defaults_follow_grpo() {
+        assert_eq!(crate::grpo::GrpoConfig::default().common, rl_common());
+        assert_eq!(crate::rft::RftConfig::default().common, rl_common());
+        let dpo = CommonConfig { batch_size: 16, micro_batch_size: 8, ..rl_common() };
+        assert_eq!(crate::dpo::DpoConfig::default().common, dpo);
+        assert_eq!(rl_common().lr, 1e-5);
     }
 
     /// RFT and DPO checkpoints store the position as this JSON: resuming existing runs (also

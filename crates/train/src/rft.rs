@@ -21,8 +21,8 @@
 //! they can be compared with GRPO and DPO on the same budget.
 use crate::config::{to_json, to_toml};
 use crate::paradigm::{
-    greedy_eval, load_tokenizer, open_train_task, sample_and_reward, sample_offline, Budget,
-    OfflinePos, Sample, SampleSettings,
+    greedy_eval, load_tokenizer, open_train_task, rl_common, sample_and_reward, sample_offline,
+    Budget, OfflinePos, Sample, SampleSettings,
 };
 use crate::sft::{encode_pair, epoch_progress, resumed_position, sft_step, EpochCursor, Pair};
 use crate::trainer::{CommonConfig, MicroLoss, StepReport, Trainer};
@@ -72,15 +72,7 @@ pub struct RftConfig {
 impl Default for RftConfig {
     fn default() -> Self {
         RftConfig {
-            common: CommonConfig {
-                lr: 1e-5,
-                schedule: crate::schedule::ScheduleKind::Constant,
-                warmup_steps: 0,
-                weight_decay: 0.0,
-                save_every: 20,
-                eval_every: 10,
-                ..Default::default()
-            },
+            common: rl_common(),
             train_data: "arith:split=train,steps=2,n=2000".into(),
             eval_data: Some("arith:split=heldout,steps=2,n=200".into()),
             eval_questions: 100,
@@ -391,17 +383,7 @@ pub fn read_data(path: &Path) -> Result<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn s(example: usize, text: &str, reward: f64) -> Sample {
-        Sample {
-            example,
-            prompt_ids: vec![1],
-            response_ids: vec![5],
-            text: text.into(),
-            reward,
-            truncated: false,
-        }
-    }
+    use crate::paradigm::test_sample as s;
 
     #[test]
     fn keeps_correct_and_dedups_per_question() {
