@@ -355,7 +355,42 @@ pub fn annotations_valid(response: &str) -> bool {
     seen > 0
 }
 
+/// The arithmetic skeleton of a solution line: its digits and `+ - * / = #` signs in order, all
+/// words dropped, so the person, the item and the phrasing do not matter but every operand, every
+/// operator, every result and the `#### N` marker do.
+fn skeleton(line: &str) -> String {
+    line.chars().filter(|c| c.is_ascii_digit() || "+-*/=#".contains(*c)).collect()
+}
+
+/// Step rewards of `response` against the reference `solution`: one per non-empty line of the
+/// response, 1 while every line so far has the skeleton of the reference's line at the same
+/// position, 0 from the first line that does not (or that goes past the reference's end). A
+/// problem here has a single derivation, so "all steps so far match it" is exactly "the correct
+/// answer is still reachable from here", Math-Shepherd's definition of a good step (a lucky final
+/// answer after a wrong step gets 0 for that last step too).
+pub fn step_rewards(solution: &str, response: &str) -> Vec<f32> {
+    let reference: Vec<String> =
+        solution.lines().filter(|l| !l.trim().is_empty()).map(skeleton).collect();
+    let mut ok = true;
+    response
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            ok = ok && reference.get(i).is_some_and(|r| *r == skeleton(line));
+            if ok {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
 impl Task for ArithTask {
+    fn step_rewards(&self, ex: &Example, response: &str) -> Option<Vec<f32>> {
+        ex.solution.as_deref().map(|sol| step_rewards(sol, response))
+    }
     fn name(&self) -> &str {
         "arith"
     }
@@ -476,6 +511,33 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("check_work"));
+    }
+
+    #[test]
+    fn step_rewards_follow_the_reference_derivation() {
+        let cfg = ArithConfig { max_value: 20, ..ArithConfig::default() };
+        let t = ArithTask::new(&cfg, Split::Train, 30).unwrap();
+        for ex in &t.examples {
+            let sol = ex.solution.clone().unwrap();
+            let n = sol.lines().filter(|l| !l.trim().is_empty()).count();
+            // The reference itself, and the reference with other names and items: every step right.
+            assert_eq!(t.step_rewards(ex, &sol).unwrap(), vec![1.0; n]);
+            let renamed = sol.replace("starts with", "begins with").replace(" has ", " owns ");
+            assert_eq!(t.step_rewards(ex, &renamed).unwrap(), vec![1.0; n]);
+            // A wrong result in the second line: that step and every later one get 0, even when
+            // the final `#### N` line is then copied right (a lucky answer).
+            let mut lines: Vec<String> = sol.lines().map(String::from).collect();
+            let (_, tail) = lines[1].rsplit_once(">>").unwrap();
+            let wrong: u64 = tail.trim_start().split(' ').next().unwrap().parse::<u64>().unwrap() + 1;
+            lines[1] = format!("{}>>{wrong} things.", lines[1].rsplit_once(">>").unwrap().0);
+            let want: Vec<f32> = (0..n).map(|i| if i < 1 { 1.0 } else { 0.0 }).collect();
+            assert_eq!(t.step_rewards(ex, &lines.join("\n")).unwrap(), want);
+            // Lines past the reference's end are wrong steps; an empty response has no steps.
+            let extra = format!("{sol}\nAnd one more line 7.");
+            let r = t.step_rewards(ex, &extra).unwrap();
+            assert_eq!((r.len(), r[n - 1], r[n]), (n + 1, 1.0, 0.0));
+            assert!(t.step_rewards(ex, "").unwrap().is_empty());
+        }
     }
 
     #[test]

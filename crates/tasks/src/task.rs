@@ -30,6 +30,13 @@ pub trait Task: Send + Sync {
     fn grade(&self, ex: &Example, response: &str) -> Grade {
         grade_example(ex, response, &Config::lenient())
     }
+    /// Rule-based rewards of the reasoning steps of `response` (its non-empty lines, in order),
+    /// for GRPO's process supervision (DeepSeekMath §4.1.3) without a learned PRM: an oracle in
+    /// the spirit of Math-Shepherd's automatic step labels (Wang et al. 2023), possible when the
+    /// task knows the one correct derivation. `None` (the default) when it does not.
+    fn step_rewards(&self, _ex: &Example, _response: &str) -> Option<Vec<f32>> {
+        None
+    }
     /// The RL reward: 1 when the strict grader accepts the response, else 0.
     fn reward(&self, ex: &Example, response: &str) -> f32 {
         if grade_example(ex, response, &Config::strict()).equivalent {
@@ -155,6 +162,8 @@ mod tests {
         // Lenient grading takes the last number; the strict reward does not.
         assert!(t.grade(ex, "I think 5").equivalent);
         assert_eq!(t.reward(ex, "I think 5"), 0.0);
+        // A task without a step-level reference has no rule-based step rewards.
+        assert!(t.step_rewards(ex, "2 + 3 = 5\n#### 5").is_none());
     }
 
     #[test]

@@ -172,8 +172,17 @@ pub fn process_advantages(
 /// the non-empty lines of the decoded text (the rule `rm.rs` applies to PRM labels); a step ends
 /// at the token that holds its last character, except the last step, which ends at the last
 /// token, so EOS and trailing whitespace belong to it and every token gets an advantage. A
-/// completion without text is one step.
+/// completion without text is one step. Lines that end in the same token are one step.
 pub fn step_ends(tok: &mathforge_model::tokenizer::Tokenizer, ids: &[u32]) -> Result<Vec<usize>> {
+    let mut ends = line_ends(tok, ids)?;
+    ends.dedup();
+    Ok(ends)
+}
+
+/// As [`step_ends`] but one entry per non-empty line, even when two lines end in the same token
+/// (the rule-based step rewards of a task come one per line). A completion without text gets one
+/// entry (its last token); an empty completion none.
+pub fn line_ends(tok: &mathforge_model::tokenizer::Tokenizer, ids: &[u32]) -> Result<Vec<usize>> {
     let Some(last) = ids.len().checked_sub(1) else {
         return Ok(vec![]);
     };
@@ -186,10 +195,7 @@ pub fn step_ends(tok: &mathforge_model::tokenizer::Tokenizer, ids: &[u32]) -> Re
     for line in text.split('\n') {
         if !line.trim().is_empty() {
             let end = off + line.trim_end().len();
-            let j = cum.iter().position(|&c| c >= end).unwrap_or(last);
-            if ends.last() != Some(&j) {
-                ends.push(j);
-            }
+            ends.push(cum.iter().position(|&c| c >= end).unwrap_or(last));
         }
         off += line.len() + 1;
     }
@@ -198,6 +204,32 @@ pub fn step_ends(tok: &mathforge_model::tokenizer::Tokenizer, ids: &[u32]) -> Re
         None => ends.push(last),
     }
     Ok(ends)
+}
+
+/// Step ends and step rewards per rollout (`[group][sample]`) into per-token advantages
+/// ([`process_advantages`] per group) and the groups whose step rewards all equal.
+fn process_from_steps(
+    groups: &[Vec<Rollout>],
+    mut steps: impl Iterator<Item = (Vec<usize>, Vec<f64>)>,
+    scaling: RewardScaling,
+) -> Result<(Vec<Vec<Vec<f64>>>, Vec<usize>)> {
+    let (mut adv, mut zero_std) = (Vec::with_capacity(groups.len()), vec![]);
+    for (gi, g) in groups.iter().enumerate() {
+        let mut group_steps = Vec::with_capacity(g.len());
+        for _ in g {
+            let (e, sc) = steps.next().ok_or_else(|| Error::Msg("process supervision: rows".into()))?;
+            group_steps.push(
+                e.into_iter().zip(sc).map(|(end, reward)| StepReward { end, reward }).collect::<Vec<_>>(),
+            );
+        }
+        let all: Vec<f64> = group_steps.iter().flatten().map(|s: &StepReward| s.reward).collect();
+        if all.iter().all(|x| *x == all[0]) {
+            zero_std.push(gi);
+        }
+        let lens: Vec<usize> = g.iter().map(|r| r.completion_ids.len()).collect();
+        adv.push(process_advantages(&group_steps, &lens, scaling));
+    }
+    Ok((adv, zero_std))
 }
 
 /// Process supervision (§4.1.3) for rewarded groups: each completion's steps ([`step_ends`])
@@ -222,25 +254,46 @@ pub fn process_supervision(
         .map(|r| (r.prompt_ids.as_slice(), r.completion_ids.as_slice()))
         .collect();
     let scores = scorer.score_at(&rows, &ends)?;
-    let mut it = ends.into_iter().zip(scores);
-    let (mut adv, mut zero_std) = (Vec::with_capacity(groups.len()), vec![]);
-    for (gi, g) in groups.iter_mut().enumerate() {
-        let mut steps = Vec::with_capacity(g.len());
-        for r in g.iter_mut() {
-            let (e, sc) = it.next().ok_or_else(|| Error::Msg("process_supervision: rows".into()))?;
-            r.reward = sc.last().copied().unwrap_or(0.0);
-            steps.push(
-                e.into_iter().zip(sc).map(|(end, reward)| StepReward { end, reward }).collect(),
-            );
-        }
-        let all: Vec<f64> = steps.iter().flatten().map(|s: &StepReward| s.reward).collect();
-        if all.iter().all(|x| *x == all[0]) {
-            zero_std.push(gi);
-        }
-        let lens: Vec<usize> = g.iter().map(|r| r.completion_ids.len()).collect();
-        adv.push(process_advantages(&steps, &lens, scaling));
+    for (r, sc) in groups.iter_mut().flatten().zip(&scores) {
+        r.reward = sc.last().copied().unwrap_or(0.0);
     }
-    Ok((adv, zero_std))
+    process_from_steps(groups, ends.into_iter().zip(scores), scaling)
+}
+
+/// Process supervision (§4.1.3) with the task's rule-based step rewards
+/// ([`mathforge_tasks::Task::step_rewards`]) instead of a PRM: one step per non-empty line
+/// ([`line_ends`]), rewarded by the task; a completion without any line is one step with reward
+/// 0. Rollout rewards stay the outcome reward (so `reward_mean` is still answer accuracy).
+pub fn rule_process_supervision(
+    task: &dyn mathforge_tasks::Task,
+    tok: &mathforge_model::tokenizer::Tokenizer,
+    groups: &[Vec<Rollout>],
+    scaling: RewardScaling,
+) -> Result<(Vec<Vec<Vec<f64>>>, Vec<usize>)> {
+    let mut steps = Vec::with_capacity(groups.iter().map(Vec::len).sum());
+    for r in groups.iter().flatten() {
+        let ends = line_ends(tok, &r.completion_ids)?;
+        let text = tok.decode(&r.completion_ids, true).map_err(|e| Error::Msg(e.to_string()))?;
+        let ex = task.examples().get(r.example).ok_or_else(|| {
+            Error::Msg(format!("rollout of question {} outside the task", r.example))
+        })?;
+        let rewards = task.step_rewards(ex, &text).ok_or_else(|| Error::Config {
+            file: "<resolved>".into(),
+            msg: format!("task `{}` has no rule-based step rewards", task.name()),
+        })?;
+        let rewards: Vec<f64> = match (rewards.len(), ends.len()) {
+            (0, n) => vec![0.0; n],
+            (a, b) if a == b => rewards.into_iter().map(f64::from).collect(),
+            (a, b) => {
+                return Err(Error::Msg(format!(
+                    "task `{}` gave {a} step rewards for a completion with {b} steps",
+                    task.name()
+                )))
+            }
+        };
+        steps.push((ends, rewards));
+    }
+    process_from_steps(groups, steps.into_iter(), scaling)
 }
 
 /// Hyper-parameters of the clipped surrogate with KL.
@@ -711,13 +764,17 @@ pub fn run(
         )?;
         scorer = Some(crate::rm::RewardScorer::load(dir, tok.pad_id(), &tr.device)?);
     }
+    let rule_steps = scorer.is_none()
+        && train.step_rewards(&train.examples()[0], "").is_some();
     if cfg.supervision == Supervision::Process
         && scorer.as_ref().map(|s| s.kind) != Some(crate::rm::RmKind::Prm)
+        && !rule_steps
     {
         return Err(Error::Config {
             file: "<resolved>".into(),
             msg: "`supervision = process` needs a process reward model in `reward-model` \
-                  (`mathforge train rm --kind prm`)"
+                  (`mathforge train rm --kind prm`), or `train-data` whose task has rule-based \
+                  step rewards (`arith:...`)"
                 .into(),
         });
     }
@@ -819,6 +876,9 @@ pub fn run(
         let (adv, zero_std): (Vec<Vec<Vec<f64>>>, Vec<usize>) = match (&scorer, cfg.supervision) {
             (Some(s), Supervision::Process) => {
                 process_supervision(s, &tok, &mut rollouts, cfg.reward_scaling)?
+            }
+            (None, Supervision::Process) => {
+                rule_process_supervision(train.as_ref(), &tok, &rollouts, cfg.reward_scaling)?
             }
             (s, _) => {
                 if let Some(s) = s {

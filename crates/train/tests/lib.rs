@@ -413,3 +413,73 @@ fn pretrain_reads_parquet_and_resumes_inside_it() {
     let err = mathforge_train::pretrain::run(&c, None, |_| {}).unwrap_err().to_string();
     assert!(err.contains("math.parquet") && err.contains("`text`"), "{err}");
 }
+
+/// Process supervision without a PRM (§4.1.3 with rule-based step rewards): on an arith problem,
+/// the reference solution (every step right) gets a positive advantage on every token, a
+/// completion whose second step is wrong gets negative advantages from that step on, and the
+/// last-token advantages are the normalized last-step rewards. Then a run with `supervision =
+/// process` and no reward model trains on an arith task, and refuses a task without step rewards.
+#[test]
+fn grpo_rule_based_process_supervision() {
+    use mathforge_train::grpo::{line_ends, rule_process_supervision, RewardScaling, Rollout, Supervision};
+    let (dir, tok_dir, cfg) = setup();
+    let d = dir.path();
+    let tok = mathforge_model::tokenizer::Tokenizer::from_dir(&tok_dir).unwrap();
+    let task = mathforge_train::grpo::open_task("arith:split=train,steps=2,max_value=20,n=3").unwrap();
+    let ex = &task.examples()[0];
+    let sol = ex.solution.clone().unwrap();
+    let mut lines: Vec<String> = sol.lines().map(String::from).collect();
+    let (head, _) = lines[1].rsplit_once(">>").unwrap();
+    lines[1] = format!("{head}>>99 things.");
+    let wrong = lines.join("\n");
+    let eos = tok.eos_ids()[0];
+    let prompt = tok.encode(&mathforge_model::chat::prompt(&ex.question), true).unwrap();
+    let roll = |text: &str| {
+        let ids = [tok.encode(&format!(" {text}"), false).unwrap(), vec![eos]].concat();
+        Rollout {
+            example: 0,
+            prompt_ids: prompt.clone(),
+            text: tok.decode(&ids, true).unwrap(),
+            completion_ids: ids,
+            reward: task.reward(ex, text) as f64,
+            truncated: false,
+        }
+    };
+    let groups = vec![vec![roll(&sol), roll(&wrong)]];
+    let n = sol.lines().filter(|l| !l.trim().is_empty()).count();
+    assert_eq!(line_ends(&tok, &groups[0][0].completion_ids).unwrap().len(), n);
+    let (adv, zero) = rule_process_supervision(task.as_ref(), &tok, &groups, RewardScaling::Group).unwrap();
+    assert!(zero.is_empty());
+    assert_eq!(adv[0][0].len(), groups[0][0].completion_ids.len());
+    assert!(adv[0][0].iter().all(|a| *a > 0.0), "{:?}", adv[0][0]);
+    // Step rewards 1,1,...,1 and 1,0,...,0: mean m and sample std s over all 2n steps.
+    let all: Vec<f64> = (0..2 * n).map(|i| if i < n + 1 { 1.0 } else { 0.0 }).collect();
+    let m = all.iter().sum::<f64>() / all.len() as f64;
+    let s = (all.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (all.len() - 1) as f64).sqrt();
+    let last = |i: usize| *adv[0][i].last().unwrap();
+    let norm = |r: f64| (r - m) / (s + 1e-4);
+    assert!((last(0) - norm(1.0)).abs() < 1e-3 && (last(1) - norm(0.0)).abs() < 1e-3, "{} {}", last(0), last(1));
+    let ends1 = line_ends(&tok, &groups[0][1].completion_ids).unwrap();
+    assert!(adv[0][1][ends1[0] + 1..].iter().all(|a| *a < 0.0), "{:?}", adv[0][1]);
+    assert!(adv[0][1][0] > adv[0][1][ends1[0] + 1]);
+
+    let c = GrpoConfig {
+        common: CommonConfig { lr: 1e-3, save_every: 1, ..common(&d.join("grpo-rule"), &tok_dir, &cfg, 1) },
+        train_data: "arith:split=train,steps=1,n=20".into(),
+        group_size: 2,
+        questions_per_step: 2,
+        max_completion_len: 8,
+        supervision: Supervision::Process,
+        ..Default::default()
+    };
+    let run = mathforge_train::grpo::run(&c, None, |_| {}).unwrap();
+    assert!(run.join("checkpoints/step-1/meta.json").exists());
+    std::fs::write(d.join("gsm.jsonl"), "{\"question\": \"1+1?\", \"answer\": \"1+1=2\\n#### 2\"}\n").unwrap();
+    let c = GrpoConfig {
+        common: common(&d.join("grpo-norule"), &tok_dir, &cfg, 1),
+        train_data: d.join("gsm.jsonl").display().to_string(),
+        ..c
+    };
+    let e = mathforge_train::grpo::run(&c, None, |_| {}).unwrap_err().to_string();
+    assert!(e.contains("rule-based step rewards") && e.contains("reward-model"), "{e}");
+}
