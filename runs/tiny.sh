@@ -6,6 +6,7 @@
 #   cargo build --release --bin mathforge
 #   runs/tiny.sh                      # all stages into runs/tiny/ (about 50 min on 2 loaded cores)
 #   RUN=/tmp/t GRPO_MINUTES=5 runs/tiny.sh
+#   GRPO_REWARD=answer runs/tiny.sh       # the paper's outcome reward (final answer only)
 #   GRPO_REWARD=checked runs/tiny.sh      # stricter reward (docs/train-report.md section 4)
 #
 # Needs only the built binary and coreutils/sed. Every stage writes into its own folder and is
@@ -20,10 +21,12 @@
 #                 the identical prompt `User: {q}\nPlease reason step by step, ...\n\nAssistant:`.
 #   2. tokenizer  byte-level BPE, 512 symbols, digits split (`mathforge tokenizer train`).
 #   3. pretrain   configs/train-tiny-pretrain.toml (from configs/train-tiny-model.json).
-#   4. sft        configs/train-tiny-sft.toml (deliberately short: RL needs room to improve).
+#   4. sft        configs/train-tiny-sft.toml (240 steps: the model reads every operand).
 #   5. eval-sft   greedy and n=8 (maj@8, pass@8) on the held-out problems.
 #   6. grpo       --max-minutes $GRPO_MINUTES (wall clock of sampling + updates; the periodic
-#                 held-out evaluations are not counted). GRPO_REWARD=answer (default):
+#                 held-out evaluations are not counted). GRPO_REWARD=process (default):
+#                 configs/train-tiny-grpo-process.toml, process supervision with the task's
+#                 rule-based step rewards on the generator's train split; GRPO_REWARD=answer:
 #                 configs/train-tiny-grpo.toml, the paper's answer reward on sft-train.jsonl;
 #                 GRPO_REWARD=checked: configs/train-tiny-grpo-checked.toml, reward = right answer
 #                 AND true calculator annotations, on the generator's train split with the
@@ -40,7 +43,7 @@ N_TRAIN=${N_TRAIN:-20000}
 N_HELDOUT=${N_HELDOUT:-300}
 STEPS=${ARITH_STEPS:-2}
 MAX_VALUE=${ARITH_MAX_VALUE:-20}
-GRPO_REWARD=${GRPO_REWARD:-answer}
+GRPO_REWARD=${GRPO_REWARD:-process}
 export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-2}
 
 [ -x "$MATHFORGE" ] || { echo "tiny.sh: $MATHFORGE not found; build it (cargo build --release --bin mathforge) or set MATHFORGE" >&2; exit 1; }
@@ -131,8 +134,11 @@ stage_grpo() {
     checked)
       cfg=configs/train-tiny-grpo-checked.toml
       train="arith:split=train,steps=$STEPS,max_value=$MAX_VALUE,n=$N_TRAIN,instruct=true,check_work=true" ;;
+    process)
+      cfg=configs/train-tiny-grpo-process.toml
+      train="arith:split=train,steps=$STEPS,max_value=$MAX_VALUE,n=$N_TRAIN,instruct=true" ;;
     answer) cfg=configs/train-tiny-grpo.toml; train=$DATA/sft-train.jsonl ;;
-    *) echo "tiny.sh: GRPO_REWARD must be checked or answer, got $GRPO_REWARD" >&2; exit 1 ;;
+    *) echo "tiny.sh: GRPO_REWARD must be process, checked or answer, got $GRPO_REWARD" >&2; exit 1 ;;
   esac
   "$MATHFORGE" train grpo --config "$cfg" --out "$RUN/grpo" --init "$(latest "$RUN/sft")" \
     --train-data "$train" --eval-data "$DATA/sft-heldout.jsonl" --max-minutes "$GRPO_MINUTES"

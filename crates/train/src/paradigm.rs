@@ -251,8 +251,8 @@ pub fn table_markdown() -> String {
 // Data sources: the pieces RFT, Online RFT and DPO share (sampling a model on a task's questions,
 // rewarding with the strict verifier, and response log-probs under a model).
 
-/// The shared settings' defaults of the methods that start from an SFT model (GRPO's, which
-/// RFT, Online RFT and DPO follow so they compare on equal terms): constant rate 1e-5, no warmup
+/// The shared settings' defaults of the methods that start from an SFT model (GRPO, PPO,
+/// RFT, Online RFT and DPO, so they compare on equal terms): constant rate 1e-5, no warmup
 /// or weight decay, a checkpoint every 20 steps and an evaluation every 10.
 pub fn rl_common() -> CommonConfig {
     CommonConfig {

@@ -98,15 +98,7 @@ pub struct PpoConfig {
 impl Default for PpoConfig {
     fn default() -> Self {
         PpoConfig {
-            common: crate::trainer::CommonConfig {
-                lr: 1e-5,
-                schedule: crate::schedule::ScheduleKind::Constant,
-                warmup_steps: 0,
-                weight_decay: 0.0,
-                save_every: 20,
-                eval_every: 10,
-                ..Default::default()
-            },
+            common: crate::paradigm::rl_common(),
             train_data: "arith:split=train,steps=2,n=2000".into(),
             eval_data: Some("arith:split=heldout,steps=2,n=200".into()),
             eval_questions: 100,

@@ -286,6 +286,13 @@ fn committed_configs_parse() {
     assert_eq!(g.beta, 0.04);
     // runs/tiny.sh's proof: at most 10 minutes of GRPO (issue 5).
     assert!(g.max_minutes > 0.0 && g.max_minutes <= 10.0);
+    for f in ["train-tiny-grpo-checked.toml", "train-tiny-grpo-process.toml"] {
+        let g: GrpoConfig =
+            mathforge_train::config::resolve(Some(&root.join(f)), serde_json::Value::Null).unwrap();
+        assert!(g.max_minutes > 0.0 && g.max_minutes <= 10.0, "{f}");
+        // Both train on the generator with the eval prompt's instruction line.
+        assert!(g.train_data.starts_with("arith:") && g.train_data.contains("instruct=true"), "{f}");
+    }
     let model = mathforge_model::Config::from_file(root.join("train-tiny-model.json")).unwrap();
     // Issue 5: a 1-10M parameter model.
     assert!(
