@@ -19,12 +19,24 @@
 //!   positions). [`KvCache::select_rows`] drops finished rows so no compute is spent on them.
 //!
 //! Every op used has a backward (see `nn.rs`), so the same `forward` trains.
+//!
+//! # Gradient checkpointing
+//! [`Llama::set_gradient_checkpointing`] trades compute for memory (Chen et al. 2016, "Training
+//! Deep Nets with Sublinear Memory Cost"; `gradient_checkpointing_enable()` in transformers): each
+//! decoder layer's forward runs without an autograd graph and only its input is kept; the backward
+//! pass re-runs that one layer with a graph, backpropagates the incoming gradient through it, and
+//! frees it again. Peak activation memory falls from every layer's intermediates to one layer's
+//! plus one `[B,T,H]` tensor per layer, for about one extra forward pass of compute. The layer's
+//! weight gradients are produced inside that inner backward, so a trainer must take gradients with
+//! [`Llama::backward`] (which merges them in) instead of `loss.backward()`.
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fused;
 use crate::nn::{apply_rope, attention_bias, compute_dtype, Embedding, Linear, RmsNorm, Rope};
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::backprop::GradStore;
+use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Module, Shape, Tensor, Var};
 use candle_nn::VarBuilder;
+use std::sync::{Arc, Mutex};
 
 /// Per-layer key/value cache for incremental decoding; an explicit value so a sampler can hold,
 /// shrink ([`KvCache::select_rows`]) or drop it, and so training never carries hidden state.
@@ -193,6 +205,64 @@ impl DecoderLayer {
         })
     }
 
+    /// Every weight tensor of the layer (the trainable `Var`s when built from a `VarMap`).
+    fn weights(&self) -> Vec<&Tensor> {
+        let a = &self.self_attn;
+        let m = &self.mlp;
+        let mut w = vec![&self.input_layernorm.weight, &self.post_attention_layernorm.weight];
+        for l in [&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj, &m.gate_proj, &m.up_proj, &m.down_proj] {
+            w.push(&l.weight);
+            if let Some(b) = &l.bias {
+                w.push(b);
+            }
+        }
+        w
+    }
+
+    /// The same layer with detached weights: its forward records no autograd graph.
+    fn detached(&self) -> DecoderLayer {
+        let lin = |l: &Linear| Linear { weight: l.weight.detach(), bias: l.bias.as_ref().map(Tensor::detach) };
+        let norm = |n: &RmsNorm| RmsNorm { weight: n.weight.detach(), eps: n.eps };
+        let a = &self.self_attn;
+        DecoderLayer {
+            input_layernorm: norm(&self.input_layernorm),
+            self_attn: Attention {
+                q_proj: lin(&a.q_proj),
+                k_proj: lin(&a.k_proj),
+                v_proj: lin(&a.v_proj),
+                o_proj: lin(&a.o_proj),
+                ..a.clone()
+            },
+            post_attention_layernorm: norm(&self.post_attention_layernorm),
+            mlp: Mlp {
+                gate_proj: lin(&self.mlp.gate_proj),
+                up_proj: lin(&self.mlp.up_proj),
+                down_proj: lin(&self.mlp.down_proj),
+            },
+        }
+    }
+
+    /// Checkpointed forward (see the module docs): the value of `forward(x)`, computed without a
+    /// graph; in the backward pass the layer is recomputed and its weight gradients go to `stash`.
+    fn forward_checkpointed(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        bias: &Tensor,
+        stash: &CheckpointGrads,
+    ) -> Result<Tensor> {
+        let out = self.detached().forward(&x.detach(), cos, sin, bias, None)?.contiguous()?;
+        let op = LayerCheckpoint {
+            layer: self.clone(),
+            cos: cos.clone(),
+            sin: sin.clone(),
+            bias: bias.clone(),
+            stash: stash.clone(),
+        };
+        Ok(x.apply_op2(&out, op)?)
+    }
+
     fn forward(
         &self,
         x: &Tensor,
@@ -208,6 +278,88 @@ impl DecoderLayer {
     }
 }
 
+/// Weight gradients produced by the backward passes of checkpointed layers, waiting for
+/// [`Llama::backward`] to merge them into the step's `GradStore`: (weight, gradient) pairs.
+#[derive(Clone, Default)]
+struct CheckpointGrads(Arc<Mutex<Vec<(Tensor, Tensor)>>>);
+
+impl std::fmt::Debug for CheckpointGrads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CheckpointGrads")
+    }
+}
+
+impl CheckpointGrads {
+    fn take(&self) -> Result<Vec<(Tensor, Tensor)>> {
+        let mut g = self.0.lock().map_err(|_| Error::Msg("checkpoint gradient lock poisoned".into()))?;
+        Ok(std::mem::take(&mut *g))
+    }
+}
+
+/// `y = op(x, out)`: the value of `out` (one layer's output, computed without a graph) with the
+/// gradient of `layer(x)` in the backward pass. See the module docs.
+struct LayerCheckpoint {
+    layer: DecoderLayer,
+    cos: Tensor,
+    sin: Tensor,
+    bias: Tensor,
+    stash: CheckpointGrads,
+}
+
+impl CustomOp2 for LayerCheckpoint {
+    fn name(&self) -> &'static str {
+        "checkpointed-decoder-layer"
+    }
+
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, out: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let Some((a, b)) = l.contiguous_offsets() else {
+            candle_core::bail!("checkpointed layer: expected a contiguous output")
+        };
+        let copy = match out {
+            CpuStorage::F32(v) => CpuStorage::F32(v[a..b].to_vec()),
+            CpuStorage::F64(v) => CpuStorage::F64(v[a..b].to_vec()),
+            CpuStorage::BF16(v) => CpuStorage::BF16(v[a..b].to_vec()),
+            CpuStorage::F16(v) => CpuStorage::F16(v[a..b].to_vec()),
+            other => candle_core::bail!("checkpointed layer: unsupported dtype {:?}", candle_core::backend::BackendStorage::dtype(other)),
+        };
+        Ok((copy, l.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        out: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use candle_core::backend::BackendStorage;
+        if !l.is_contiguous() || l.start_offset() != 0 {
+            candle_core::bail!("checkpointed layer: expected a contiguous output at offset 0")
+        }
+        Ok((out.try_clone(l)?, l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _out: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        // Recompute this layer with a graph from a fresh leaf, push the incoming gradient through
+        // it (`backward` seeds ones, so d(y * g)/dy = g), and hand the weight gradients over.
+        let xv = Var::from_tensor(&x.detach())?;
+        let y = self
+            .layer
+            .forward(xv.as_tensor(), &self.cos, &self.sin, &self.bias, None)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let mut grads = (y * grad.detach())?.backward()?;
+        let gx = grads.remove(xv.as_tensor());
+        let mut stash = self.stash.0.lock().map_err(|_| candle_core::Error::Msg("checkpoint gradient lock poisoned".into()))?;
+        for w in self.layer.weights() {
+            if let Some(g) = grads.remove(w) {
+                stash.push((w.clone(), g));
+            }
+        }
+        Ok((gx, None))
+    }
+}
+
 /// A Llama/Qwen2 causal language model. See the module docs for the API.
 #[derive(Debug, Clone)]
 pub struct Llama {
@@ -219,6 +371,8 @@ pub struct Llama {
     rope: Rope,
     dtype: DType,
     device: Device,
+    /// Set when gradient checkpointing is on (see the module docs).
+    checkpoint: Option<CheckpointGrads>,
 }
 
 /// A `[B, T]` mask tensor (any dtype) as host rows of 0/1 floats.
@@ -261,7 +415,37 @@ impl Llama {
             Linear::new(cfg.hidden_size, cfg.vocab_size, false, vb.pp("lm_head"))?
         };
         let rope = Rope::new(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling_factor, &device)?;
-        Ok(Llama { cfg: cfg.clone(), embed_tokens, layers, norm, lm_head, rope, dtype, device })
+        Ok(Llama { cfg: cfg.clone(), embed_tokens, layers, norm, lm_head, rope, dtype, device, checkpoint: None })
+    }
+
+    /// Turn gradient checkpointing on or off (see the module docs). With it on, whole-sequence
+    /// forwards whose input carries a graph keep only each layer's input, and gradients must be
+    /// taken with [`Llama::backward`].
+    pub fn set_gradient_checkpointing(&mut self, on: bool) {
+        self.checkpoint = if on { Some(CheckpointGrads::default()) } else { None };
+    }
+
+    /// Whether gradient checkpointing is on.
+    pub fn gradient_checkpointing(&self) -> bool {
+        self.checkpoint.is_some()
+    }
+
+    /// `loss.backward()`, plus the weight gradients of checkpointed layers (identical to a plain
+    /// backward when checkpointing is off). Use this for every loss that depends on this model.
+    pub fn backward(&self, loss: &Tensor) -> Result<GradStore> {
+        let Some(stash) = &self.checkpoint else {
+            return Ok(loss.backward()?);
+        };
+        stash.take()?; // leftovers of a backward taken without this method
+        let mut grads = loss.backward()?;
+        for (w, g) in stash.take()? {
+            let sum = match grads.remove(&w) {
+                Some(prev) => (prev + g)?,
+                None => g,
+            };
+            grads.insert(&w, sum);
+        }
+        Ok(grads)
     }
 
     /// The configuration.
@@ -347,7 +531,12 @@ impl Llama {
         let mut x = self.embed_tokens.forward(input_ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = layer.forward(&x, &cos, &sin, bias, slot)?;
+            x = match (&self.checkpoint, slot) {
+                (Some(stash), None) if x.track_op() => {
+                    layer.forward_checkpointed(&x, &cos, &sin, bias, stash)?
+                }
+                (_, slot) => layer.forward(&x, &cos, &sin, bias, slot)?,
+            };
         }
         Ok(self.norm.forward(&x)?)
     }

@@ -169,6 +169,12 @@ impl HeadModel {
         Ok(lin.forward(&h)?.squeeze(2)?.to_dtype(DType::F32)?)
     }
 
+    /// Gradients of `loss` for every variable, through the backbone's checkpointed layers when
+    /// gradient checkpointing is on ([`Llama::backward`]).
+    pub fn backward(&self, loss: &Tensor) -> Result<candle_core::backprop::GradStore> {
+        self.backbone.backward(loss).map_err(msg)
+    }
+
     /// Weights with their HF names: backbone `model.*` (no `lm_head`) and `score.weight`.
     pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
         let mut out = self.backbone.named_tensors();

@@ -281,9 +281,14 @@ pub fn initial_model(common: &CommonConfig, device: &Device) -> Result<Llama> {
     let dtype = common.dtype()?;
     let m = match (&common.init, &common.model_config) {
         (Some(dir), _) => mathforge_model::checkpoint::load(dir, dtype, device),
-        (None, Some(file)) => mathforge_model::Config::from_file(file).and_then(|c| {
-            mathforge_model::checkpoint::init_model(&c, common.seed, dtype, device).map(|m| m.0)
-        }),
+        (None, Some(file)) => {
+            // Frozen: `init_model` returns trainable `Var`s, and a forward through those would
+            // build (and hold, until its output is dropped) a whole autograd graph.
+            let (model, varmap) = mathforge_model::Config::from_file(file)
+                .and_then(|c| mathforge_model::checkpoint::init_model(&c, common.seed, dtype, device))
+                .map_err(|e| Error::Msg(format!("initial model: {e}")))?;
+            return crate::heads::frozen_llama(&model, &varmap, device);
+        }
         _ => {
             return Err(Error::Config {
                 file: "<resolved>".into(),

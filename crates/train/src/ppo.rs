@@ -301,8 +301,9 @@ pub fn run(
     // The critic is a second trained model: count it before anything is allocated.
     let seq = 64 + cfg.max_completion_len;
     let frozen = usize::from(cfg.beta != 0.0) + usize::from(cfg.reward_model.is_some());
-    let mut est = estimate_memory(&model_cfg, dtype, c.micro_batch_size, seq, frozen);
-    let critic_est = estimate_memory(&model_cfg, dtype, c.micro_batch_size, seq, 0);
+    let ckpt = c.gradient_checkpointing;
+    let mut est = estimate_memory(&model_cfg, dtype, c.micro_batch_size, seq, frozen, ckpt);
+    let critic_est = estimate_memory(&model_cfg, dtype, c.micro_batch_size, seq, 0, ckpt);
     est.weights += critic_est.weights;
     est.master += critic_est.master;
     est.moments += critic_est.moments;
@@ -337,10 +338,11 @@ pub fn run(
         Some(dir) => Some(crate::rm::RewardScorer::load(dir, tok.pad_id(), &device)?),
         None => None,
     };
-    let critic = match cfg.critic_init.as_ref().or(c.init.as_ref()) {
+    let mut critic = match cfg.critic_init.as_ref().or(c.init.as_ref()) {
         Some(dir) => HeadModel::load(dir, c.seed, dtype, &device)?,
         None => HeadModel::init(&model_cfg, c.seed, dtype, &device)?,
     };
+    critic.backbone.set_gradient_checkpointing(c.gradient_checkpointing);
     let mut critic_opt = AdamW::new(critic.named_vars()?, c.adamw())?;
     let critic_sched =
         crate::schedule::Schedule { lr: cfg.critic_lr.unwrap_or(c.lr), ..c.schedule() };
@@ -598,7 +600,7 @@ pub fn run(
                     }
                 }
                 vclip += out.clip_frac * w;
-                acc.add(&out.loss.backward()?, w)?;
+                acc.add(&critic.backward(&out.loss)?, w)?;
             }
             let mut grads = acc.take();
             let critic_norm = match grads.clip(c.max_grad_norm, step) {

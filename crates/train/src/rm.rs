@@ -573,12 +573,13 @@ pub fn run(
         _ => unreachable!("validated"),
     }
     .map_err(msg)?;
-    let est = estimate_memory(&model_cfg, dtype, c.micro_batch_size, cfg.max_len, 0);
+    let est = estimate_memory(&model_cfg, dtype, c.micro_batch_size, cfg.max_len, 0, c.gradient_checkpointing);
     check_memory(&est, c.max_memory_mib, &device)?;
-    let model = match &c.init {
+    let mut model = match &c.init {
         Some(dir) => HeadModel::load(dir, c.seed, dtype, &device)?,
         None => HeadModel::init(&model_cfg, c.seed, dtype, &device)?,
     };
+    model.backbone.set_gradient_checkpointing(c.gradient_checkpointing);
     let kind = match cfg.kind {
         RmKind::Orm => HeadKind::Orm,
         RmKind::Prm => HeadKind::Prm,
@@ -698,7 +699,7 @@ pub fn run(
                     n += 1.0;
                 }
             }
-            acc.add(&loss.backward()?, share)?;
+            acc.add(&model.backward(&loss)?, share)?;
         }
         let mut grads = acc.take();
         let res = match fail {

@@ -78,6 +78,10 @@ pub struct CommonConfig {
     pub max_memory_mib: Option<u64>,
     /// Positions per lm_head chunk in the log-prob computation.
     pub logprob_chunk: usize,
+    /// Recompute each decoder layer in the backward pass instead of keeping its activations
+    /// (transformers' `gradient_checkpointing`): about one extra forward of compute for a peak
+    /// activation memory of one layer plus one `[B,T,H]` tensor per layer.
+    pub gradient_checkpointing: bool,
 }
 
 impl Default for CommonConfig {
@@ -107,6 +111,7 @@ impl Default for CommonConfig {
             eval_every: 0,
             max_memory_mib: None,
             logprob_chunk: 256,
+            gradient_checkpointing: false,
         }
     }
 }
@@ -228,13 +233,15 @@ impl MemoryEstimate {
 }
 
 /// Estimate the memory of training `cfg` with micro-batches of `micro_batch` x `seq_len` tokens
-/// in `dtype`, plus `frozen_copies` inference-only copies of the weights.
+/// in `dtype`, plus `frozen_copies` inference-only copies of the weights. With `checkpointing`
+/// only one layer's activations are alive at a time, plus each layer's `[B,T,H]` input and output.
 pub fn estimate_memory(
     cfg: &ModelConfig,
     dtype: DType,
     micro_batch: usize,
     seq_len: usize,
     frozen_copies: usize,
+    checkpointing: bool,
 ) -> MemoryEstimate {
     let p = cfg.num_parameters() as u64;
     let el = dtype.size_in_bytes() as u64;
@@ -243,8 +250,12 @@ pub fn estimate_memory(
         + 3 * cfg.intermediate_size as u64
         + (cfg.num_heads * seq_len) as u64;
     let act_el = el.max(4);
-    let activations =
-        tokens * (per_layer * cfg.num_layers as u64 + 2 * cfg.vocab_size as u64) * act_el;
+    let layers = if checkpointing {
+        per_layer + 2 * cfg.hidden_size as u64 * cfg.num_layers as u64
+    } else {
+        per_layer * cfg.num_layers as u64
+    };
+    let activations = tokens * (layers + 2 * cfg.vocab_size as u64) * act_el;
     MemoryEstimate {
         weights: p * el,
         master: if dtype == DType::F32 { 0 } else { 4 * p },
@@ -366,7 +377,14 @@ impl Trainer {
             _ => unreachable!("validated"),
         }
         .map_err(|e| Error::Msg(e.to_string()))?;
-        let est = estimate_memory(&model_cfg, dtype, cfg.micro_batch_size, seq_len, frozen_copies);
+        let est = estimate_memory(
+            &model_cfg,
+            dtype,
+            cfg.micro_batch_size,
+            seq_len,
+            frozen_copies,
+            cfg.gradient_checkpointing,
+        );
         check_memory(&est, cfg.max_memory_mib, &device)?;
 
         let run_dir = PathBuf::from(&cfg.out);
@@ -379,8 +397,9 @@ impl Trainer {
             None => mckpt::init_varmap(&model_cfg, cfg.seed, dtype, &device)
                 .map_err(|e| Error::Msg(e.to_string()))?,
         };
-        let model = Llama::new(&model_cfg, VarBuilder::from_varmap(&varmap, dtype, &device))
+        let mut model = Llama::new(&model_cfg, VarBuilder::from_varmap(&varmap, dtype, &device))
             .map_err(|e| Error::Msg(e.to_string()))?;
+        model.set_gradient_checkpointing(cfg.gradient_checkpointing);
         let mut opt = AdamW::new(named_vars(&varmap)?, cfg.adamw())?;
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_da7a);
         let mut resumed_data = Value::Null;
@@ -469,7 +488,7 @@ impl Trainer {
                     extra.insert(k.clone(), Value::from(prev + x * ml.weight));
                 }
             }
-            acc.add(&ml.loss.backward()?, ml.weight)?;
+            acc.add(&self.model.backward(&ml.loss).map_err(|e| Error::Msg(e.to_string()))?, ml.weight)?;
         }
         let mut grads = acc.take();
         let norm = grads.clip(self.cfg.max_grad_norm, step)?;

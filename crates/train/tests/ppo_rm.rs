@@ -428,3 +428,45 @@ fn iterative_grpo_retrains_the_reward_model_and_resumes() {
     let again = std::fs::read(run.join("checkpoints/step-3/model.safetensors")).unwrap();
     assert!(fin == again, "resumed run ends on the same weights");
 }
+
+/// `gradient-checkpointing = true` recomputes every layer in the backward pass; PPO's policy
+/// (through `Trainer::train_step`) and its critic (through `HeadModel::backward`) must end up with
+/// the weights of the same run without it, up to the CPU kernels' threading noise (~1e-8).
+#[test]
+fn gradient_checkpointing_gives_the_same_ppo_run() {
+    let (dir, tok, cfg) = setup();
+    let d = dir.path();
+    let run_with = |name: &str, ckpt: bool| {
+        let c = PpoConfig {
+            common: CommonConfig {
+                lr: 1e-3,
+                gradient_checkpointing: ckpt,
+                ..common(&d.join(name), &tok, &cfg, 2)
+            },
+            train_data: "arith:split=train,steps=1,n=20".into(),
+            eval_questions: 0,
+            questions_per_step: 4,
+            samples_per_question: 2,
+            max_completion_len: 8,
+            ..Default::default()
+        };
+        mathforge_train::ppo::run(&c, None, |_| {}).unwrap()
+    };
+    let (plain, ckpt) = (run_with("plain", false), run_with("ckpt", true));
+    let loss = |run: &Path| metrics(run)[1]["value_loss"].as_f64().unwrap();
+    assert!((loss(&plain) - loss(&ckpt)).abs() <= 1e-6 * loss(&plain).abs().max(1.0));
+    for rel in ["checkpoints/step-2/model.safetensors", "critic/checkpoints/step-2/model.safetensors"] {
+        let load = |run: &Path| candle_core::safetensors::load(run.join(rel), &candle_core::Device::Cpu).unwrap();
+        let (a, b) = (load(&plain), load(&ckpt));
+        assert_eq!(a.len(), b.len(), "{rel}");
+        let mut worst = 0f32;
+        for (name, ta) in &a {
+            let tb = &b[name];
+            let diff = (ta - tb).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+            worst = worst.max(diff.to_scalar::<f32>().unwrap());
+            assert_eq!(ta.dims(), tb.dims(), "{rel} {name}");
+        }
+        eprintln!("{rel}: largest weight difference {worst:e}");
+        assert!(worst <= 1e-5, "{rel}: largest weight difference {worst}");
+    }
+}

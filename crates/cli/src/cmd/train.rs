@@ -162,6 +162,10 @@ pub struct CommonArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logprob_chunk: Option<usize>,
+    /// Recompute each layer in the backward pass instead of storing its activations (true/false).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gradient_checkpointing: Option<bool>,
 }
 
 /// Flags of `train pretrain`.

@@ -256,3 +256,91 @@ fn fused_swiglu_and_rmsnorm_match_composed_ops_in_f32() {
         assert!(max_abs_diff(gf.get(x.as_tensor()).unwrap(), gc.get(x.as_tensor()).unwrap()) < 1e-4);
     }
 }
+
+/// Gradient checkpointing (recompute each layer in the backward pass) must give the gradients of
+/// the plain graph for every weight, in f64 and in f32 (fused kernels), with a padding mask, GQA
+/// and q/k/v biases; and only through `Llama::backward`, which merges the recomputed layers'
+/// weight gradients (a plain `loss.backward()` sees none of them).
+#[test]
+fn gradient_checkpointing_matches_the_plain_graph() {
+    for (cfg, dtype) in [(tiny_llama(), DType::F64), (tiny_qwen2(), DType::F64), (tiny_llama(), DType::F32)] {
+        let (vm, vb) = if dtype == DType::F64 {
+            varmap_vb(&cfg, 13)
+        } else {
+            let vm = checkpoint::init_varmap(&cfg, 13, dtype, &Device::Cpu).unwrap();
+            let vb = VarBuilder::from_varmap(&vm, dtype, &Device::Cpu);
+            (vm, vb)
+        };
+        let plain = mathforge_model::Llama::new(&cfg, vb).unwrap();
+        let mut ckpt = plain.clone();
+        ckpt.set_gradient_checkpointing(true);
+        assert!(ckpt.gradient_checkpointing() && !plain.gradient_checkpointing());
+        let input = ids(&[vec![3, 7, 1, 9, 4], vec![0, 5, 2, 8, 6]]);
+        let mask_rows = vec![vec![1f32; 5], vec![0., 1., 1., 1., 1.]];
+        let mask = Tensor::new(mask_rows.clone(), &Device::Cpu).unwrap();
+        let targets = ids(&[vec![7, 1, 9, 4, 2], vec![5, 2, 8, 6, 11]]);
+        let loss_of = |m: &mathforge_model::Llama| {
+            let lp = mathforge_model::logprob::token_logprobs(m, &input, Some(&mask), &targets, 2).unwrap();
+            masked_weighted_sum(&lp.to_dtype(DType::F64).unwrap(), 14, &mask_rows)
+        };
+        let (lp, lc) = (loss_of(&plain), loss_of(&ckpt));
+        let (vp, vc) = (lp.to_scalar::<f64>().unwrap(), lc.to_scalar::<f64>().unwrap());
+        assert!((vp - vc).abs() <= 1e-12 * vp.abs().max(1.0), "{dtype:?}: loss {vp} vs {vc}");
+        let gp = plain.backward(&lp).unwrap();
+        let gc = ckpt.backward(&lc).unwrap();
+        let tol = if dtype == DType::F64 { 1e-10 } else { 1e-5 };
+        let mut n = 0;
+        for (name, v) in vm.data().lock().unwrap().iter() {
+            let a = gp.get(v.as_tensor()).unwrap_or_else(|| panic!("plain: no gradient for {name}"));
+            let b = gc.get(v.as_tensor()).unwrap_or_else(|| panic!("checkpointed: no gradient for {name}"));
+            let a = a.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let b = b.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let scale = a.iter().fold(0f64, |m, x| m.max(x.abs())).max(1e-3);
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() <= tol * scale, "{dtype:?} {name}: {x} vs {y}");
+            }
+            n += 1;
+        }
+        assert!(n >= 10, "only {n} weights compared");
+        // Without the merge the layers' weights get no gradient at all.
+        let bare = loss_of(&ckpt).backward().unwrap();
+        let w = get(&vm, "model.layers.0.mlp.up_proj.weight");
+        assert!(bare.get(w.as_tensor()).is_none(), "layer weight gradient leaked into a plain backward");
+    }
+}
+
+/// The checkpointed path against finite differences too (not only against the plain graph).
+#[test]
+fn gradient_checkpointing_passes_finite_differences() {
+    let cfg = tiny_qwen2();
+    let (vm, vb) = varmap_vb(&cfg, 15);
+    let mut model = mathforge_model::Llama::new(&cfg, vb).unwrap();
+    model.set_gradient_checkpointing(true);
+    let input = ids(&[vec![3, 7, 1, 9], vec![0, 5, 2, 8]]);
+    let mask_rows = vec![vec![1f32; 4], vec![0., 1., 1., 1.]];
+    let mask = Tensor::new(mask_rows.clone(), &Device::Cpu).unwrap();
+    let targets = ids(&[vec![7, 1, 9, 4], vec![5, 2, 8, 6]]);
+    let loss = || {
+        let lp = mathforge_model::logprob::token_logprobs(&model, &input, Some(&mask), &targets, 4).unwrap();
+        masked_weighted_sum(&lp, 16, &mask_rows)
+    };
+    let names = ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.gate_proj.weight", "model.layers.1.post_attention_layernorm.weight"];
+    let grads = model.backward(&loss()).unwrap();
+    for name in names {
+        let v = get(&vm, name);
+        let g = grads.get(v.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let orig = v.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let shape = v.as_tensor().dims().to_vec();
+        for k in (0..orig.len()).step_by((orig.len() / 6).max(1)).take(6) {
+            let at = |d: f64| {
+                let mut w = orig.clone();
+                w[k] += d;
+                v.set(&Tensor::from_vec(w, shape.as_slice(), &Device::Cpu).unwrap()).unwrap();
+                loss().to_scalar::<f64>().unwrap()
+            };
+            let fd = (at(EPS) - at(-EPS)) / (2.0 * EPS);
+            v.set(&Tensor::from_vec(orig.clone(), shape.as_slice(), &Device::Cpu).unwrap()).unwrap();
+            assert!((fd - g[k]).abs() <= 1e-6 * fd.abs().max(1.0), "{name}[{k}]: autograd {} vs fd {fd}", g[k]);
+        }
+    }
+}
