@@ -622,6 +622,25 @@ impl CustomOp2 for TargetLogprob {
     }
 
     fn bwd(&self, logits: &Tensor, targets: &Tensor, _res: &Tensor, grad: &Tensor) -> CResult<(Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(target_logprobs_grad(logits, targets, grad)?), None))
+    }
+}
+
+/// The gradient of [`target_logprobs`] with respect to the logits: `grad[r] * ([j = t_r] -
+/// softmax(logits[r])_j)` for `logits: [N, V]`, `targets: [N]`, `grad: [N]`. A host kernel on CPU
+/// f32/f64, composed ops elsewhere.
+pub fn target_logprobs_grad(logits: &Tensor, targets: &Tensor, grad: &Tensor) -> CResult<Tensor> {
+    let (n, vocab) = logits.dims2()?;
+    if targets.dims() != [n] || grad.dims() != [n] {
+        candle_core::bail!("target logprobs grad: targets {:?} / grad {:?} do not match logits {:?}", targets.dims(), grad.dims(), logits.dims());
+    }
+    if !supported(logits) {
+        let p = candle_nn::ops::softmax_last_dim(logits)?;
+        let ids = Tensor::arange(0u32, vocab as u32, logits.device())?.unsqueeze(0)?;
+        let onehot = ids.broadcast_eq(&targets.to_dtype(DType::U32)?.unsqueeze(1)?)?.to_dtype(logits.dtype())?;
+        return (onehot - p)?.broadcast_mul(&grad.to_dtype(logits.dtype())?.unsqueeze(1)?);
+    }
+    {
         fn run<T: Real>(logits: &Tensor, targets: &[u32], g: &Tensor, v: usize) -> CResult<Tensor> {
             let (x, gv) = (host_vec::<T>(logits)?, host_vec::<T>(&g.to_dtype(T::DTYPE)?)?);
             let mut dx = vec![T::zero(); x.len()];
@@ -635,14 +654,43 @@ impl CustomOp2 for TargetLogprob {
             });
             Tensor::from_vec(dx, logits.shape(), logits.device())
         }
-        let tg = targets.to_vec1::<u32>()?;
-        let dx = match logits.dtype() {
-            DType::F32 => run::<f32>(logits, &tg, grad, self.vocab)?,
-            DType::F64 => run::<f64>(logits, &tg, grad, self.vocab)?,
+        let tg = targets.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+        if let Some(&bad) = tg.iter().find(|&&t| t as usize >= vocab) {
+            candle_core::bail!("target token {bad} >= vocabulary size {vocab}");
+        }
+        let logits = logits.contiguous()?;
+        match logits.dtype() {
+            DType::F32 => run::<f32>(&logits, &tg, grad, vocab),
+            DType::F64 => run::<f64>(&logits, &tg, grad, vocab),
             dt => candle_core::bail!("fused logprob backward: unsupported dtype {dt:?}"),
-        };
-        Ok((Some(dx), None))
+        }
     }
+}
+
+/// A contiguous copy of a CPU storage's view (the forward of ops whose value is computed outside
+/// the op, such as gradient checkpointing's and [`crate::logprob`]'s fused lm_head).
+pub(crate) fn copy_cpu_view(s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
+    let Some((a, b)) = l.contiguous_offsets() else {
+        candle_core::bail!("copy: expected a contiguous tensor")
+    };
+    let copy = match s {
+        CpuStorage::F32(v) => CpuStorage::F32(v[a..b].to_vec()),
+        CpuStorage::F64(v) => CpuStorage::F64(v[a..b].to_vec()),
+        CpuStorage::BF16(v) => CpuStorage::BF16(v[a..b].to_vec()),
+        CpuStorage::F16(v) => CpuStorage::F16(v[a..b].to_vec()),
+        other => candle_core::bail!("copy: unsupported dtype {:?}", other.dtype()),
+    };
+    Ok((copy, l.shape().clone()))
+}
+
+/// The CUDA counterpart of [`copy_cpu_view`] (a whole-buffer device copy; the view must start
+/// at offset 0 and be contiguous, which a freshly computed tensor is).
+#[cfg(feature = "cuda")]
+pub(crate) fn copy_cuda_view(s: &candle_core::CudaStorage, l: &Layout) -> CResult<(candle_core::CudaStorage, Shape)> {
+    if !l.is_contiguous() || l.start_offset() != 0 {
+        candle_core::bail!("copy: expected a contiguous tensor at offset 0")
+    }
+    Ok((s.try_clone(l)?, l.shape().clone()))
 }
 
 /// `log softmax(logits)[target]` per row: `logits: [N, V]`, `targets: [N]` (u32) → `[N]`, in the

@@ -115,6 +115,9 @@ pub fn generate(
     mut progress: impl FnMut(Progress),
 ) -> Result<(Vec<Vec<Completion>>, GenerateStats)> {
     params.validate()?;
+    // Decoding never needs gradients: over a trainable model's `Var`s every step would build an
+    // autograd graph (time and memory) only to drop it.
+    let model = &model.detached();
     let window = model.config().max_position_embeddings;
     let vocab = model.config().vocab_size;
     for (i, p) in prompts.iter().enumerate() {

@@ -312,17 +312,7 @@ impl CustomOp2 for LayerCheckpoint {
     }
 
     fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, out: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let Some((a, b)) = l.contiguous_offsets() else {
-            candle_core::bail!("checkpointed layer: expected a contiguous output")
-        };
-        let copy = match out {
-            CpuStorage::F32(v) => CpuStorage::F32(v[a..b].to_vec()),
-            CpuStorage::F64(v) => CpuStorage::F64(v[a..b].to_vec()),
-            CpuStorage::BF16(v) => CpuStorage::BF16(v[a..b].to_vec()),
-            CpuStorage::F16(v) => CpuStorage::F16(v[a..b].to_vec()),
-            other => candle_core::bail!("checkpointed layer: unsupported dtype {:?}", candle_core::backend::BackendStorage::dtype(other)),
-        };
-        Ok((copy, l.shape().clone()))
+        fused::copy_cpu_view(out, l)
     }
 
     #[cfg(feature = "cuda")]
@@ -333,11 +323,7 @@ impl CustomOp2 for LayerCheckpoint {
         out: &candle_core::CudaStorage,
         l: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        use candle_core::backend::BackendStorage;
-        if !l.is_contiguous() || l.start_offset() != 0 {
-            candle_core::bail!("checkpointed layer: expected a contiguous output at offset 0")
-        }
-        Ok((out.try_clone(l)?, l.shape().clone()))
+        fused::copy_cuda_view(out, l)
     }
 
     fn bwd(&self, x: &Tensor, _out: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
@@ -423,6 +409,24 @@ impl Llama {
     /// taken with [`Llama::backward`].
     pub fn set_gradient_checkpointing(&mut self, on: bool) {
         self.checkpoint = if on { Some(CheckpointGrads::default()) } else { None };
+    }
+
+    /// The same model over detached weights (shared storage, no copy): its forwards record no
+    /// autograd graph, which is what sampling and scoring with a model under training want.
+    /// Unlike a frozen copy it follows the optimizer's in-place updates of the weights.
+    pub fn detached(&self) -> Llama {
+        let lin = |l: &Linear| Linear { weight: l.weight.detach(), bias: l.bias.as_ref().map(Tensor::detach) };
+        Llama {
+            cfg: self.cfg.clone(),
+            embed_tokens: Embedding { weight: self.embed_tokens.weight.detach() },
+            layers: self.layers.iter().map(DecoderLayer::detached).collect(),
+            norm: RmsNorm { weight: self.norm.weight.detach(), eps: self.norm.eps },
+            lm_head: lin(&self.lm_head),
+            rope: self.rope.clone(),
+            dtype: self.dtype,
+            device: self.device.clone(),
+            checkpoint: None,
+        }
     }
 
     /// Whether gradient checkpointing is on.

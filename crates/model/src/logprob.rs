@@ -3,17 +3,18 @@
 //! GRPO (DeepSeekMath §4.1, Eq. 3) needs `log π_θ(o_t | q, o_<t)` for every sampled token, and
 //! scoring (lm-eval's `loglikelihood`) needs the same for a continuation. The naive route builds a
 //! full `[B, T, V]` log-softmax; with V ≈ 100k that dominates memory. Here the lm_head, the
-//! log-sum-exp and the target gather run on `chunk` positions at a time, so only a
-//! `[B, chunk, V]` logits block exists at once in inference. The result is differentiable
-//! (`gather` and `logsumexp` have backward passes); during training candle's autograd keeps each
-//! chunk's logits alive for the backward pass, so the saving there is the log-softmax copy, not the
-//! logits themselves.
+//! log-sum-exp and the target gather are one op over `chunk` positions (of the flattened `B x T`)
+//! at a time, in the forward *and* the backward pass: the backward recomputes each chunk's logits
+//! from the hidden states and the lm_head weight instead of keeping them (the fused linear
+//! cross-entropy of Liger-Kernel, Hsu et al. 2024; Wijmans et al. 2024, "Cut Your Losses in
+//! Large-Vocabulary Language Models"). So training never holds a `[B, T, V]` tensor either: at
+//! most one `[chunk, V]` block, for one extra lm_head matmul per chunk.
 //!
 //! Statistics are computed in f32 (f64 for f64 models) whatever the weight dtype.
 use crate::error::{Error, Result};
 use crate::llama::Llama;
 use crate::nn::logsumexp_keepdim;
-use candle_core::{DType, Tensor, D};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, D};
 
 fn stat_dtype(dt: DType) -> DType {
     if dt == DType::F64 {
@@ -52,9 +53,15 @@ pub fn tempered_logprobs_from_hidden(
     if !(temperature.is_finite() && temperature > 0.0) {
         return Err(Error::BadInput { what: "temperature", msg: format!("must be finite and > 0, got {temperature}") });
     }
-    let (_, t) = check_targets(hidden, targets)?;
+    let (b, t) = check_targets(hidden, targets)?;
     let chunk = chunk.max(1);
     let targets = targets.to_dtype(DType::U32)?;
+    if b * t > 0 {
+        let h = hidden.dims3()?.2;
+        let flat = hidden.reshape((b * t, h))?;
+        let lp = linear_target_logprobs(&flat, model.lm_head_weight(), &targets.flatten_all()?, chunk, temperature)?;
+        return Ok(lp.reshape((b, t))?);
+    }
     let mut parts = Vec::with_capacity(t.div_ceil(chunk));
     let mut s = 0;
     while s < t {
@@ -133,4 +140,143 @@ pub fn token_logprobs_and_greedy(
         s += len;
     }
     Ok((lps, greedy))
+}
+
+/// `log softmax(hidden @ weight^T / T)[target]` per row: `hidden: [N, H]`, `weight: [V, H]` (the
+/// lm_head), `targets: [N]` → `[N]` in f32 (f64 for f64 weights), `chunk` rows at a time, with a
+/// backward pass to `hidden` and `weight` that recomputes each chunk's logits (module docs).
+pub fn linear_target_logprobs(
+    hidden: &Tensor,
+    weight: &Tensor,
+    targets: &Tensor,
+    chunk: usize,
+    temperature: f64,
+) -> Result<Tensor> {
+    let (n, h) = hidden.dims2()?;
+    let (v, hw) = weight.dims2()?;
+    if hw != h || targets.dims() != [n] {
+        return Err(Error::BadInput {
+            what: "targets",
+            msg: format!("hidden {:?}, lm_head {:?} and targets {:?} do not match", hidden.dims(), weight.dims(), targets.dims()),
+        });
+    }
+    if !(temperature.is_finite() && temperature > 0.0) {
+        return Err(Error::BadInput { what: "temperature", msg: format!("must be finite and > 0, got {temperature}") });
+    }
+    let targets = targets.to_dtype(DType::U32)?.contiguous()?;
+    if n > 0 {
+        let max = targets.max(0)?.to_scalar::<u32>()? as usize;
+        if max >= v {
+            return Err(Error::BadInput { what: "targets", msg: format!("token id {max} >= vocab_size {v}") });
+        }
+    }
+    let op = LinearLogprob { targets, chunk: chunk.max(1), inv_t: 1.0 / temperature };
+    // The value, computed without a graph; the op only attaches the recomputing backward.
+    let values = op.values(&hidden.detach(), &weight.detach())?;
+    Ok(hidden.apply_op3(weight, &values, op)?)
+}
+
+struct LinearLogprob {
+    targets: Tensor,
+    chunk: usize,
+    inv_t: f64,
+}
+
+impl LinearLogprob {
+    /// One chunk's (tempered) logits in the statistics dtype.
+    fn logits(&self, h: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+        let logits = h.matmul(&w.t()?)?;
+        let logits = logits.to_dtype(stat_dtype(logits.dtype()))?;
+        if self.inv_t == 1.0 {
+            Ok(logits)
+        } else {
+            logits.affine(self.inv_t, 0.0)
+        }
+    }
+
+    fn values(&self, h: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+        let n = h.dim(0)?;
+        let mut parts = Vec::with_capacity(n.div_ceil(self.chunk));
+        let mut s = 0;
+        while s < n {
+            let len = self.chunk.min(n - s);
+            let logits = self.logits(&h.narrow(0, s, len)?, w)?;
+            parts.push(crate::fused::target_logprobs(&logits, &self.targets.narrow(0, s, len)?)?);
+            s += len;
+        }
+        if parts.is_empty() {
+            return Tensor::zeros(0, stat_dtype(h.dtype()), h.device());
+        }
+        Tensor::cat(&parts, 0)?.contiguous()
+    }
+}
+
+impl CustomOp3 for LinearLogprob {
+    fn name(&self) -> &'static str {
+        "mathforge-fused-linear-logprob"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        values: &CpuStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        crate::fused::copy_cpu_view(values, l)
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        values: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        crate::fused::copy_cuda_view(values, l)
+    }
+
+    fn bwd(
+        &self,
+        hidden: &Tensor,
+        weight: &Tensor,
+        _values: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // d lp_r / d logits_r = [j = t_r] - softmax_j, times 1/T through the scaling; then
+        // d hidden = dlogits @ W and d W = dlogits^T @ hidden, one chunk at a time.
+        let (h, w) = (hidden.detach(), weight.detach());
+        let n = h.dim(0)?;
+        let grad = grad.detach();
+        let (mut dh, mut dw) = (Vec::with_capacity(n.div_ceil(self.chunk)), None::<Tensor>);
+        let mut s = 0;
+        while s < n {
+            let len = self.chunk.min(n - s);
+            let hc = h.narrow(0, s, len)?;
+            let logits = self.logits(&hc, &w)?;
+            let g = grad.narrow(0, s, len)?.to_dtype(logits.dtype())?;
+            let dl = crate::fused::target_logprobs_grad(&logits, &self.targets.narrow(0, s, len)?, &g)?;
+            let dl = if self.inv_t == 1.0 { dl } else { dl.affine(self.inv_t, 0.0)? };
+            let dl = dl.to_dtype(h.dtype())?;
+            dh.push(dl.matmul(&w)?);
+            let dwc = dl.t()?.matmul(&hc)?;
+            dw = Some(match dw {
+                Some(acc) => (acc + dwc)?,
+                None => dwc,
+            });
+            s += len;
+        }
+        let dh = if dh.is_empty() { h.zeros_like()? } else { Tensor::cat(&dh, 0)? };
+        let dw = match dw {
+            Some(d) => d,
+            None => w.zeros_like()?,
+        };
+        Ok((Some(dh), Some(dw), None))
+    }
 }

@@ -284,7 +284,7 @@ mod tests {
                 let h = x.matmul(toy.w1.as_tensor()).unwrap().tanh().unwrap();
                 let out = h.matmul(&toy.w2.as_tensor().to_dtype(DType::F32).unwrap()).unwrap();
                 let loss = (out - 1.0).unwrap().sqr().unwrap().mean_all().unwrap();
-                acc.add(&loss.backward().unwrap(), 0.5).unwrap();
+                acc.add(loss.backward().unwrap(), 0.5).unwrap();
             }
             let mut g = acc.take();
             g.clip(1.0, step).unwrap();

@@ -169,6 +169,18 @@ impl HeadModel {
         Ok(lin.forward(&h)?.squeeze(2)?.to_dtype(DType::F32)?)
     }
 
+    /// The same model over detached weights (shared storage): forwards record no autograd graph.
+    /// For scoring only; it has no variables of its own.
+    pub fn detached(&self) -> HeadModel {
+        HeadModel {
+            backbone: self.backbone.detached(),
+            head: self.head.detach(),
+            varmap: VarMap::new(),
+            config: self.config.clone(),
+            dtype: self.dtype,
+        }
+    }
+
     /// Gradients of `loss` for every variable, through the backbone's checkpointed layers when
     /// gradient checkpointing is on ([`Llama::backward`]).
     pub fn backward(&self, loss: &Tensor) -> Result<candle_core::backprop::GradStore> {

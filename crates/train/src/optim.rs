@@ -254,11 +254,15 @@ impl GradAccumulator {
     }
 
     /// Add `weight * grad` for every parameter present in `store` (typically
-    /// `weight = 1 / micro_batches`, or this micro-batch's share of the step's tokens).
-    pub fn add(&mut self, store: &GradStore, weight: f64) -> Result<()> {
+    /// `weight = 1 / micro_batches`, or this micro-batch's share of the step's tokens). The store is
+    /// consumed one gradient at a time, so the backward pass's gradients and their weighted fp32
+    /// copies are never all alive together (at most one extra tensor), and a weight of 1 on the
+    /// first micro-batch keeps the gradient itself without copying it.
+    pub fn add(&mut self, mut store: GradStore, weight: f64) -> Result<()> {
         for (var, sum) in self.vars.iter().zip(self.sums.iter_mut()) {
-            if let Some(g) = store.get(var.as_tensor()) {
-                let g = (g.to_dtype(DType::F32)? * weight)?;
+            if let Some(g) = store.remove(var.as_tensor()) {
+                let g = g.to_dtype(DType::F32)?;
+                let g = if weight == 1.0 { g } else { (g * weight)? };
                 *sum = Some(match sum.take() {
                     Some(s) => (s + g)?,
                     None => g,
@@ -298,7 +302,7 @@ mod tests {
 
     fn one_step_grads(opt: &AdamW, loss: &Tensor) -> Grads {
         let mut acc = GradAccumulator::new(opt);
-        acc.add(&loss.backward().unwrap(), 1.0).unwrap();
+        acc.add(loss.backward().unwrap(), 1.0).unwrap();
         acc.take()
     }
 
@@ -496,7 +500,7 @@ mod tests {
         let mut acc = GradAccumulator::new(&opt);
         for k in 0..2 {
             let l = mse(&x.narrow(0, 2 * k, 2).unwrap(), &y.narrow(0, 2 * k, 2).unwrap());
-            acc.add(&l.backward().unwrap(), 0.5).unwrap();
+            acc.add(l.backward().unwrap(), 0.5).unwrap();
         }
         assert_eq!(acc.micro_batches(), 2);
         let parts = acc.take();

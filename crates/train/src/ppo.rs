@@ -322,15 +322,9 @@ pub fn run(
         git_commit.clone(),
     )?;
     // Reference = the initial policy, from its source (not the resumed weights).
+    // Frozen weights: a forward through trainable `Var`s would record a whole autograd graph.
     let reference = if cfg.beta != 0.0 {
-        Some(
-            match &c.init {
-                Some(dir) => mathforge_model::checkpoint::load(dir, dtype, &device),
-                None => mathforge_model::checkpoint::init_model(&model_cfg, c.seed, dtype, &device)
-                    .map(|(m, _)| m),
-            }
-            .map_err(|e| Error::Msg(e.to_string()))?,
-        )
+        Some(crate::paradigm::initial_model(c, &device)?)
     } else {
         None
     };
@@ -482,10 +476,12 @@ pub fn run(
             rollouts.iter().filter(|r| !r.completion_ids.is_empty()).collect();
         let mut micro: Vec<Micro> = vec![];
         let mut kl_sum = 0.0f64;
+        // pi_old and V_old need no graph: score with detached views of the trained weights.
+        let (policy_view, critic_view) = (tr.model.detached(), critic.detached());
         for rows in live.chunks(mb) {
             let rows = rows.to_vec();
             let old = rows_of(
-                &completion_logprobs(&tr.model, &rows, pad, chunk, cfg.temperature, &device)?.0.detach(),
+                &completion_logprobs(&policy_view, &rows, pad, chunk, cfg.temperature, &device)?.0.detach(),
                 &rows,
             )?;
             let refl = match &reference {
@@ -496,7 +492,7 @@ pub fn run(
                 None => None,
             };
             let old_values =
-                rows_of(&completion_values(&critic, &rows, pad, &device)?.0.detach(), &rows)?;
+                rows_of(&completion_values(&critic_view, &rows, pad, &device)?.0.detach(), &rows)?;
             let (mut adv, mut returns) = (vec![], vec![]);
             for (i, r) in rows.iter().enumerate() {
                 let rew = token_rewards(
@@ -600,7 +596,7 @@ pub fn run(
                     }
                 }
                 vclip += out.clip_frac * w;
-                acc.add(&critic.backward(&out.loss)?, w)?;
+                acc.add(critic.backward(&out.loss)?, w)?;
             }
             let mut grads = acc.take();
             let critic_norm = match grads.clip(c.max_grad_norm, step) {

@@ -427,7 +427,8 @@ impl RewardScorer {
                 })
             }
         };
-        let model = HeadModel::load(dir, 0, DType::F32, device)?;
+        // Inference only: detached weights, so scoring builds no autograd graph.
+        let model = HeadModel::load(dir, 0, DType::F32, device)?.detached();
         Ok(RewardScorer { model, kind, pad, micro: 16 })
     }
 
@@ -699,7 +700,7 @@ pub fn run(
                     n += 1.0;
                 }
             }
-            acc.add(&model.backward(&loss)?, share)?;
+            acc.add(model.backward(&loss)?, share)?;
         }
         let mut grads = acc.take();
         let res = match fail {

@@ -488,7 +488,7 @@ impl Trainer {
                     extra.insert(k.clone(), Value::from(prev + x * ml.weight));
                 }
             }
-            acc.add(&self.model.backward(&ml.loss).map_err(|e| Error::Msg(e.to_string()))?, ml.weight)?;
+            acc.add(self.model.backward(&ml.loss).map_err(|e| Error::Msg(e.to_string()))?, ml.weight)?;
         }
         let mut grads = acc.take();
         let norm = grads.clip(self.cfg.max_grad_norm, step)?;
