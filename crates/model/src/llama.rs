@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::fused;
 use crate::nn::{apply_rope, attention_bias, compute_dtype, Embedding, Linear, RmsNorm, Rope};
 use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Module, Shape, Tensor, Var};
+use candle_core::{CpuStorage, DType, Device, Layout, Module, Shape, Tensor, Var};
 use candle_nn::VarBuilder;
 use std::sync::{Arc, Mutex};
 
@@ -259,8 +259,9 @@ impl DecoderLayer {
             sin: sin.clone(),
             bias: bias.clone(),
             stash: stash.clone(),
+            out: Mutex::new(Some(out)),
         };
-        Ok(x.apply_op2(&out, op)?)
+        Ok(x.apply_op1(op)?)
     }
 
     fn forward(
@@ -296,7 +297,8 @@ impl CheckpointGrads {
     }
 }
 
-/// `y = op(x, out)`: the value of `out` (one layer's output, computed without a graph) with the
+/// `y = op(x)`: the value of `out` (one layer's output, computed without a graph, handed over
+/// once and dropped after the forward copies it, so the graph keeps only `x` and `y`) with the
 /// gradient of `layer(x)` in the backward pass. See the module docs.
 struct LayerCheckpoint {
     layer: DecoderLayer,
@@ -304,29 +306,44 @@ struct LayerCheckpoint {
     sin: Tensor,
     bias: Tensor,
     stash: CheckpointGrads,
+    out: Mutex<Option<Tensor>>,
 }
 
-impl CustomOp2 for LayerCheckpoint {
+impl LayerCheckpoint {
+    fn take_out(&self) -> candle_core::Result<Tensor> {
+        self.out
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("checkpointed layer: lock poisoned".into()))?
+            .take()
+            .ok_or_else(|| candle_core::Error::Msg("checkpointed layer: forward run twice".into()))
+    }
+}
+
+impl candle_core::CustomOp1 for LayerCheckpoint {
     fn name(&self) -> &'static str {
         "checkpointed-decoder-layer"
     }
 
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, out: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        fused::copy_cpu_view(out, l)
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let out = self.take_out()?;
+        let (storage, l) = out.storage_and_layout();
+        match &*storage {
+            candle_core::Storage::Cpu(s) => fused::copy_cpu_view(s, l),
+            _ => candle_core::bail!("checkpointed layer: output not on the CPU"),
+        }
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
-        out: &candle_core::CudaStorage,
-        l: &Layout,
-    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        fused::copy_cuda_view(out, l)
+    fn cuda_fwd(&self, _: &candle_core::CudaStorage, _: &Layout) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        let out = self.take_out()?;
+        let (storage, l) = out.storage_and_layout();
+        match &*storage {
+            candle_core::Storage::Cuda(s) => fused::copy_cuda_view(s, l),
+            _ => candle_core::bail!("checkpointed layer: output not on the GPU"),
+        }
     }
 
-    fn bwd(&self, x: &Tensor, _out: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         // Recompute this layer with a graph from a fresh leaf, push the incoming gradient through
         // it (`backward` seeds ones, so d(y * g)/dy = g), and hand the weight gradients over.
         let xv = Var::from_tensor(&x.detach())?;
@@ -342,7 +359,7 @@ impl CustomOp2 for LayerCheckpoint {
                 stash.push((w.clone(), g));
             }
         }
-        Ok((gx, None))
+        Ok(gx)
     }
 }
 
