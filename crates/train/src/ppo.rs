@@ -302,8 +302,9 @@ pub fn run(
     let seq = 64 + cfg.max_completion_len;
     let frozen = usize::from(cfg.beta != 0.0) + usize::from(cfg.reward_model.is_some());
     let ckpt = c.gradient_checkpointing;
-    let mut est = estimate_memory(&model_cfg, dtype, c.micro_batch_size, seq, frozen, ckpt);
-    let critic_est = estimate_memory(&model_cfg, dtype, c.micro_batch_size, seq, 0, ckpt);
+    let chunk = c.logprob_chunk;
+    let mut est = estimate_memory(&model_cfg, dtype, c.micro_batch_size, seq, frozen, ckpt, chunk);
+    let critic_est = estimate_memory(&model_cfg, dtype, c.micro_batch_size, seq, 0, ckpt, chunk);
     est.weights += critic_est.weights;
     est.master += critic_est.master;
     est.moments += critic_est.moments;

@@ -574,7 +574,15 @@ pub fn run(
         _ => unreachable!("validated"),
     }
     .map_err(msg)?;
-    let est = estimate_memory(&model_cfg, dtype, c.micro_batch_size, cfg.max_len, 0, c.gradient_checkpointing);
+    let est = estimate_memory(
+        &model_cfg,
+        dtype,
+        c.micro_batch_size,
+        cfg.max_len,
+        0,
+        c.gradient_checkpointing,
+        c.logprob_chunk,
+    );
     check_memory(&est, c.max_memory_mib, &device)?;
     let mut model = match &c.init {
         Some(dir) => HeadModel::load(dir, c.seed, dtype, &device)?,

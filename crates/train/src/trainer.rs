@@ -234,7 +234,9 @@ impl MemoryEstimate {
 
 /// Estimate the memory of training `cfg` with micro-batches of `micro_batch` x `seq_len` tokens
 /// in `dtype`, plus `frozen_copies` inference-only copies of the weights. With `checkpointing`
-/// only one layer's activations are alive at a time, plus each layer's `[B,T,H]` input and output.
+/// only one layer's activations are alive at a time, plus each layer's `[B,T,H]` input. The
+/// log-probs hold one `[logprob_chunk, V]` block of logits at a time, forward and backward
+/// (`mathforge_model::logprob`), counted three times for its softmax and gradient temporaries.
 pub fn estimate_memory(
     cfg: &ModelConfig,
     dtype: DType,
@@ -242,6 +244,7 @@ pub fn estimate_memory(
     seq_len: usize,
     frozen_copies: usize,
     checkpointing: bool,
+    logprob_chunk: usize,
 ) -> MemoryEstimate {
     let p = cfg.num_parameters() as u64;
     let el = dtype.size_in_bytes() as u64;
@@ -251,11 +254,12 @@ pub fn estimate_memory(
         + (cfg.num_heads * seq_len) as u64;
     let act_el = el.max(4);
     let layers = if checkpointing {
-        per_layer + 2 * cfg.hidden_size as u64 * cfg.num_layers as u64
+        per_layer + cfg.hidden_size as u64 * cfg.num_layers as u64
     } else {
         per_layer * cfg.num_layers as u64
     };
-    let activations = tokens * (layers + 2 * cfg.vocab_size as u64) * act_el;
+    let logits = 3 * tokens.min(logprob_chunk.max(1) as u64) * cfg.vocab_size as u64;
+    let activations = (tokens * layers + logits) * act_el;
     MemoryEstimate {
         weights: p * el,
         master: if dtype == DType::F32 { 0 } else { 4 * p },
@@ -384,6 +388,7 @@ impl Trainer {
             seq_len,
             frozen_copies,
             cfg.gradient_checkpointing,
+            cfg.logprob_chunk,
         );
         check_memory(&est, cfg.max_memory_mib, &device)?;
 
@@ -586,4 +591,37 @@ pub fn pad_batch(rows: &[Vec<u32>], pad_id: u32, device: &Device) -> Result<(Ten
         Tensor::from_vec(ids, (rows.len(), t), device)?,
         Tensor::from_vec(mask, (rows.len(), t), device)?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(vocab: usize) -> ModelConfig {
+        ModelConfig::from_json_str(&format!(
+            r#"{{"model_type":"llama","hidden_size":64,"intermediate_size":128,"num_hidden_layers":4,
+               "num_attention_heads":4,"num_key_value_heads":4,"vocab_size":{vocab},"max_position_embeddings":256}}"#
+        ))
+        .unwrap()
+    }
+
+    /// Checkpointing shrinks the activation estimate, the logits term is bounded by the log-prob
+    /// chunk (not by the tokens of the micro-batch), and the model state does not depend on either.
+    #[test]
+    fn memory_estimate_follows_checkpointing_and_the_logprob_chunk() {
+        let c = cfg(32_000);
+        let plain = estimate_memory(&c, DType::F32, 16, 256, 1, false, 256);
+        let ckpt = estimate_memory(&c, DType::F32, 16, 256, 1, true, 256);
+        // 4096 tokens; per layer 16*64 + 3*128 + 4 heads*256 = 2432 values per token: four layers
+        // without checkpointing, one layer plus a 64-wide input per layer with it.
+        assert_eq!(plain.activations - ckpt.activations, 4096 * (4 * 2432 - (2432 + 4 * 64)) * 4);
+        assert_eq!(ckpt.total() - ckpt.activations, plain.total() - plain.activations);
+        // 4096 tokens: a 256-position chunk holds 1/16 of the logits a whole-batch one would.
+        let whole = estimate_memory(&c, DType::F32, 16, 256, 1, true, 1 << 20);
+        assert_eq!(whole.activations - ckpt.activations, 3 * (4096 - 256) * 32_000 * 4);
+        // bf16 weights: fp32 masters appear, activations stay fp32-sized.
+        let bf = estimate_memory(&c, DType::BF16, 16, 256, 1, true, 256);
+        assert_eq!(bf.master, 4 * c.num_parameters() as u64);
+        assert_eq!(bf.activations, ckpt.activations);
+    }
 }
