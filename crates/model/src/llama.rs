@@ -221,23 +221,21 @@ impl DecoderLayer {
 
     /// The same layer with detached weights: its forward records no autograd graph.
     fn detached(&self) -> DecoderLayer {
-        let lin = |l: &Linear| Linear { weight: l.weight.detach(), bias: l.bias.as_ref().map(Tensor::detach) };
-        let norm = |n: &RmsNorm| RmsNorm { weight: n.weight.detach(), eps: n.eps };
         let a = &self.self_attn;
         DecoderLayer {
-            input_layernorm: norm(&self.input_layernorm),
+            input_layernorm: self.input_layernorm.detached(),
             self_attn: Attention {
-                q_proj: lin(&a.q_proj),
-                k_proj: lin(&a.k_proj),
-                v_proj: lin(&a.v_proj),
-                o_proj: lin(&a.o_proj),
+                q_proj: a.q_proj.detached(),
+                k_proj: a.k_proj.detached(),
+                v_proj: a.v_proj.detached(),
+                o_proj: a.o_proj.detached(),
                 ..a.clone()
             },
-            post_attention_layernorm: norm(&self.post_attention_layernorm),
+            post_attention_layernorm: self.post_attention_layernorm.detached(),
             mlp: Mlp {
-                gate_proj: lin(&self.mlp.gate_proj),
-                up_proj: lin(&self.mlp.up_proj),
-                down_proj: lin(&self.mlp.down_proj),
+                gate_proj: self.mlp.gate_proj.detached(),
+                up_proj: self.mlp.up_proj.detached(),
+                down_proj: self.mlp.down_proj.detached(),
             },
         }
     }
@@ -432,13 +430,12 @@ impl Llama {
     /// autograd graph, which is what sampling and scoring with a model under training want.
     /// Unlike a frozen copy it follows the optimizer's in-place updates of the weights.
     pub fn detached(&self) -> Llama {
-        let lin = |l: &Linear| Linear { weight: l.weight.detach(), bias: l.bias.as_ref().map(Tensor::detach) };
         Llama {
             cfg: self.cfg.clone(),
             embed_tokens: Embedding { weight: self.embed_tokens.weight.detach() },
             layers: self.layers.iter().map(DecoderLayer::detached).collect(),
-            norm: RmsNorm { weight: self.norm.weight.detach(), eps: self.norm.eps },
-            lm_head: lin(&self.lm_head),
+            norm: self.norm.detached(),
+            lm_head: self.lm_head.detached(),
             rope: self.rope.clone(),
             dtype: self.dtype,
             device: self.device.clone(),

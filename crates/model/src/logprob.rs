@@ -54,34 +54,13 @@ pub fn tempered_logprobs_from_hidden(
         return Err(Error::BadInput { what: "temperature", msg: format!("must be finite and > 0, got {temperature}") });
     }
     let (b, t) = check_targets(hidden, targets)?;
-    let chunk = chunk.max(1);
-    let targets = targets.to_dtype(DType::U32)?;
-    if b * t > 0 {
-        let h = hidden.dims3()?.2;
-        let flat = hidden.reshape((b * t, h))?;
-        let lp = linear_target_logprobs(&flat, model.lm_head_weight(), &targets.flatten_all()?, chunk, temperature)?;
-        return Ok(lp.reshape((b, t))?);
+    if b * t == 0 {
+        return Ok(Tensor::zeros((b, t), stat_dtype(hidden.dtype()), hidden.device())?);
     }
-    let mut parts = Vec::with_capacity(t.div_ceil(chunk));
-    let mut s = 0;
-    while s < t {
-        let len = chunk.min(t - s);
-        let logits = model.logits(&hidden.narrow(1, s, len)?)?;
-        let mut logits = logits.to_dtype(stat_dtype(logits.dtype()))?;
-        if temperature != 1.0 {
-            logits = logits.affine(1.0 / temperature, 0.0)?;
-        }
-        let (b, _, v) = logits.dims3()?;
-        let tg = targets.narrow(1, s, len)?.contiguous()?.flatten_all()?;
-        let lp = crate::fused::target_logprobs(&logits.reshape((b * len, v))?, &tg)?;
-        parts.push(lp.reshape((b, len))?);
-        s += len;
-    }
-    if parts.is_empty() {
-        let (b, _, _) = hidden.dims3()?;
-        return Ok(Tensor::zeros((b, 0), stat_dtype(hidden.dtype()), hidden.device())?);
-    }
-    Ok(Tensor::cat(&parts, 1)?)
+    let h = hidden.dims3()?.2;
+    let flat = hidden.reshape((b * t, h))?;
+    let lp = linear_target_logprobs(&flat, model.lm_head_weight(), &targets.flatten_all()?, chunk, temperature)?;
+    Ok(lp.reshape((b, t))?)
 }
 
 /// `log p(targets[b,t] | input_ids[b, ..=t])` → `[B,T]`, chunked (see module docs). Typical use:

@@ -189,3 +189,17 @@ pub fn attention_bias(key_mask: &[Vec<f32>], past: usize, t: usize, dtype: DType
     }
     Ok(Tensor::from_vec(v, (b, 1, t, s), device)?.to_dtype(dtype)?)
 }
+
+impl Linear {
+    /// The same layer over detached weights (shared storage): its forward records no graph.
+    pub fn detached(&self) -> Linear {
+        Linear { weight: self.weight.detach(), bias: self.bias.as_ref().map(Tensor::detach) }
+    }
+}
+
+impl RmsNorm {
+    /// The same norm over a detached gain (shared storage): its forward records no graph.
+    pub fn detached(&self) -> RmsNorm {
+        RmsNorm { weight: self.weight.detach(), eps: self.eps }
+    }
+}
