@@ -457,12 +457,15 @@ impl RmsNorm {
         let h = w.len();
         let n = T::from(h).unwrap_or_else(T::one);
         let mut dx = vec![T::zero(); x.len()];
-        let dw = dx
-            .par_chunks_mut(h)
-            .zip(x.par_chunks(h).zip(g.par_chunks(h)))
-            .fold(
-                || vec![T::zero(); h],
-                |mut dw, (dxr, (xr, gr))| {
+        // dw sums over rows: per fixed block of rows in parallel, then the blocks in order, so
+        // the result does not depend on how rayon split the work (bitwise-reproducible runs).
+        const ROWS: usize = 64;
+        let partial: Vec<Vec<T>> = dx
+            .par_chunks_mut(h * ROWS)
+            .zip(x.par_chunks(h * ROWS).zip(g.par_chunks(h * ROWS)))
+            .map(|(dxb, (xb, gb))| {
+                let mut dw = vec![T::zero(); h];
+                for (dxr, (xr, gr)) in dxb.chunks_mut(h).zip(xb.chunks(h).zip(gb.chunks(h))) {
                     let inv = self.inv_rms(xr);
                     // y = x̂ w with x̂ = x inv: dx = inv (g w - x̂ mean(g w x̂)), dw = Σ_rows g x̂.
                     let dot = (0..h).fold(T::zero(), |a, j| a + gr[j] * w[j] * xr[j] * inv) / n;
@@ -471,10 +474,14 @@ impl RmsNorm {
                         dxr[j] = inv * (gr[j] * w[j] - xhat * dot);
                         dw[j] = dw[j] + gr[j] * xhat;
                     }
-                    dw
-                },
-            )
-            .reduce(|| vec![T::zero(); h], |a, b| a.iter().zip(&b).map(|(&x, &y)| x + y).collect());
+                }
+                dw
+            })
+            .collect();
+        let mut dw = vec![T::zero(); h];
+        for p in &partial {
+            dw.iter_mut().zip(p).for_each(|(a, &b)| *a = *a + b);
+        }
         (dx, dw)
     }
 }

@@ -129,13 +129,8 @@ impl Attention {
         if cache.is_none() {
             // Whole-sequence path (training, scoring, prefill without a cache): the fused kernels
             // of `fused.rs` in the projections' own [B, T, heads, d] layout, no transposes.
-            let q = self.q_proj.forward(x)?.reshape((b, t, nh, d))?;
-            let k = self.k_proj.forward(x)?.reshape((b, t, nkv, d))?;
-            let v = self.v_proj.forward(x)?.reshape((b, t, nkv, d))?;
-            let q = fused::rope(&q, cos, sin)?;
-            let k = fused::rope(&k, cos, sin)?;
-            let out = fused::attention(&q, &k, &v, bias, 1.0 / (d as f64).sqrt())?;
-            return Ok(self.o_proj.forward(&out.reshape((b, t, nh * d))?)?);
+            let (q, k, v) = self.project(x, cos, sin)?;
+            return self.attend(&q, &k, &v, bias);
         }
         let q = self.q_proj.forward(x)?.reshape((b, t, nh, d))?.transpose(1, 2)?.contiguous()?;
         let k = self.k_proj.forward(x)?.reshape((b, t, nkv, d))?.transpose(1, 2)?.contiguous()?;
@@ -156,6 +151,25 @@ impl Attention {
         let out = fused::attention_heads_first(&q, &k, &v, bias, 1.0 / (d as f64).sqrt())?;
         let out = out.transpose(1, 2)?.reshape((b, t, nh * d))?;
         Ok(self.o_proj.forward(&out)?)
+    }
+}
+
+impl Attention {
+    /// RoPE'd queries `[B,t,nh,d]` and keys, values `[B,t,nkv,d]` of `x: [B,t,H]`.
+    fn project(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let (b, t, _) = x.dims3()?;
+        let (nh, nkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let q = self.q_proj.forward(x)?.reshape((b, t, nh, d))?;
+        let k = self.k_proj.forward(x)?.reshape((b, t, nkv, d))?;
+        let v = self.v_proj.forward(x)?.reshape((b, t, nkv, d))?;
+        Ok((fused::rope(&q, cos, sin)?, fused::rope(&k, cos, sin)?, v))
+    }
+
+    /// Fused attention of `q: [B,t,nh,d]` over `k, v: [B,S,nkv,d]` (`bias: [B,1,t,S]`), then o_proj.
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        let (b, t, nh, d) = q.dims4()?;
+        let out = fused::attention(q, k, v, bias, 1.0 / (d as f64).sqrt())?;
+        Ok(self.o_proj.forward(&out.reshape((b, t, nh * d))?)?)
     }
 }
 
@@ -271,9 +285,38 @@ impl DecoderLayer {
         cache: Option<&mut Option<(Tensor, Tensor)>>,
     ) -> Result<Tensor> {
         let h = self.self_attn.forward(&self.input_layernorm.forward(x)?, cos, sin, bias, cache)?;
-        let x = (x + h)?;
-        let m = self.mlp.forward(&self.post_attention_layernorm.forward(&x)?)?;
+        self.finish(&(x + h)?)
+    }
+
+    /// The MLP half of the layer on the post-attention residual stream.
+    fn finish(&self, x: &Tensor) -> Result<Tensor> {
+        let m = self.mlp.forward(&self.post_attention_layernorm.forward(x)?)?;
         Ok((x + m)?)
+    }
+
+    /// One layer of [`Llama::forward_hidden_shared_prefix`]: the prefixes `xp: [P,Tp,H]` as a
+    /// whole sequence, then the suffixes `xs: [B,Ts,H]` attending over their own prefix's keys
+    /// and values (`rows: [B]` picks it) followed by their own. Differentiable throughout: a
+    /// prefix's gradient sums over the suffixes that read it.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_shared(
+        &self,
+        xp: &Tensor,
+        xs: Option<&Tensor>,
+        rows: &Tensor,
+        (cos_p, sin_p, bias_p): (&Tensor, &Tensor, &Tensor),
+        (cos_s, sin_s, bias_s): (&Tensor, &Tensor, &Tensor),
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let a = &self.self_attn;
+        let (q, k, v) = a.project(&self.input_layernorm.forward(xp)?, cos_p, sin_p)?;
+        let hp = a.attend(&q, &k, &v, bias_p)?;
+        let outp = self.finish(&(xp + hp)?)?;
+        let Some(xs) = xs else { return Ok((outp, None)) };
+        let (qs, ks, vs) = a.project(&self.input_layernorm.forward(xs)?, cos_s, sin_s)?;
+        let ks = Tensor::cat(&[&k.index_select(rows, 0)?, &ks], 1)?;
+        let vs = Tensor::cat(&[&v.index_select(rows, 0)?, &vs], 1)?;
+        let hs = a.attend(&qs, &ks, &vs, bias_s)?;
+        Ok((outp, Some(self.finish(&(xs + hs)?)?)))
     }
 }
 
@@ -579,6 +622,65 @@ impl Llama {
         let positions = Tensor::new(pos, &self.device)?;
         let bias = attention_bias(&mask, 0, t, compute_dtype(self.dtype), &self.device)?;
         self.run_layers(input_ids, &positions, &bias, None)
+    }
+
+    /// Final hidden states of sequences that share prefixes, computing each prefix once (the G
+    /// samples of one prompt in GRPO): sequence `b` is prefix `rows[b]` followed by suffix `b`.
+    /// `prefix_ids, prefix_mask: [P,Tp]` are left-padded (every prefix ends at column `Tp-1`),
+    /// `suffix_ids, suffix_mask: [B,Ts]` right-padded (`Ts` may be 0). Returns the prefix hidden
+    /// states `[P,Tp,H]` and the suffix ones `[B,Ts,H]` (`None` when `Ts = 0`), equal to
+    /// [`Llama::forward_hidden`] on the concatenated rows, at `P·Tp + B·Ts` instead of
+    /// `B·(Tp+Ts)` positions. Ignores gradient checkpointing (callers fall back to
+    /// `forward_hidden` when it is on).
+    pub fn forward_hidden_shared_prefix(
+        &self,
+        prefix_ids: &Tensor,
+        prefix_mask: &Tensor,
+        rows: &[usize],
+        suffix_ids: &Tensor,
+        suffix_mask: &Tensor,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let (p, tp) = self.check_ids(prefix_ids)?;
+        let (b, ts) = self.check_ids(suffix_ids)?;
+        let bad = |what: &'static str, msg: String| Error::BadInput { what, msg };
+        if prefix_mask.dims() != [p, tp] {
+            return Err(bad("prefix_mask", format!("expected shape [{p}, {tp}], got {:?}", prefix_mask.dims())));
+        }
+        if suffix_mask.dims() != [b, ts] {
+            return Err(bad("suffix_mask", format!("expected shape [{b}, {ts}], got {:?}", suffix_mask.dims())));
+        }
+        if rows.len() != b || rows.iter().any(|&r| r >= p) {
+            return Err(bad("rows", format!("need {b} prefix indices below {p}, got {rows:?}")));
+        }
+        if tp == 0 {
+            return Err(bad("prefix_ids", "prefixes must not be empty".into()));
+        }
+        let pm = mask_rows(prefix_mask)?;
+        let pos_p = positions_from_mask(&pm);
+        self.check_positions(&pos_p)?;
+        let lens: Vec<u32> = pm.iter().map(|r| r.iter().filter(|&&m| m != 0.0).count() as u32).collect();
+        let sm = mask_rows(suffix_mask)?;
+        let pos_s: Vec<Vec<u32>> =
+            rows.iter().map(|&r| (0..ts as u32).map(|j| lens[r] + j).collect()).collect();
+        self.check_positions(&pos_s)?;
+        let dt = compute_dtype(self.dtype);
+        let (cos_p, sin_p) = self.rope.cos_sin(&Tensor::new(pos_p, &self.device)?, self.dtype)?;
+        let bias_p = attention_bias(&pm, 0, tp, dt, &self.device)?;
+        let mut xp = self.embed_tokens.forward(prefix_ids)?;
+        let idx = Tensor::from_vec(rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), b, &self.device)?;
+        let mut xs = None;
+        let (mut cos_s, mut sin_s, mut bias_s) = (cos_p.clone(), sin_p.clone(), bias_p.clone());
+        if ts > 0 && b > 0 {
+            (cos_s, sin_s) = self.rope.cos_sin(&Tensor::new(pos_s, &self.device)?, self.dtype)?;
+            let keys: Vec<Vec<f32>> = rows.iter().zip(&sm).map(|(&r, s)| [pm[r].as_slice(), s].concat()).collect();
+            bias_s = attention_bias(&keys, tp, ts, dt, &self.device)?;
+            xs = Some(self.embed_tokens.forward(suffix_ids)?);
+        }
+        for layer in &self.layers {
+            let (np, ns) = layer.forward_shared(&xp, xs.as_ref(), &idx, (&cos_p, &sin_p, &bias_p), (&cos_s, &sin_s, &bias_s))?;
+            (xp, xs) = (np, ns);
+        }
+        Ok((self.norm.forward(&xp)?, xs.map(|x| self.norm.forward(&x)).transpose()?))
     }
 
     /// Logits `[B,T,V]` for a padded batch (`attention_mask`: 1 = token, 0 = pad).

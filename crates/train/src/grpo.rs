@@ -658,9 +658,41 @@ pub(crate) fn padded(rows: &[&Rollout], pad: u32, device: &Device) -> Result<(Te
 }
 
 /// Per-token log-probs `[B, Tc]` of the completions of `rows` under `model` at the rollout
-/// `temperature` (the tempered policy the sampler drew from), and their mask. Sequences are
-/// prompt + completion, right-padded; one forward pass per call.
+/// `temperature` (the tempered policy the sampler drew from), and their mask; one forward pass
+/// per call. Rows with the same prompt (a GRPO group) share one forward of that prompt
+/// ([`Llama::forward_hidden_shared_prefix`](mathforge_model::Llama::forward_hidden_shared_prefix)):
+/// with G samples per question the prompt tokens cost 1/G of a padded batch's. With gradient
+/// checkpointing on, or when no prompt repeats, the rows run as prompt + completion sequences.
 pub fn completion_logprobs(
+    model: &mathforge_model::Llama,
+    rows: &[&Rollout],
+    pad: u32,
+    chunk: usize,
+    temperature: f32,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let mut prompts: Vec<&[u32]> = vec![];
+    let mut which = Vec::with_capacity(rows.len());
+    for r in rows {
+        let p = r.prompt_ids.as_slice();
+        which.push(match prompts.iter().position(|q| *q == p) {
+            Some(i) => i,
+            None => {
+                prompts.push(p);
+                prompts.len() - 1
+            }
+        });
+    }
+    let all_nonempty = rows.iter().all(|r| !r.prompt_ids.is_empty() && !r.completion_ids.is_empty());
+    if prompts.len() < rows.len() && all_nonempty && !model.gradient_checkpointing() {
+        return shared_prompt_logprobs(model, rows, &prompts, &which, pad, chunk, temperature, device);
+    }
+    padded_completion_logprobs(model, rows, pad, chunk, temperature, device)
+}
+
+/// [`completion_logprobs`] without prompt sharing: each row is its prompt + completion,
+/// right-padded (public so tests can hold the two paths against each other).
+pub fn padded_completion_logprobs(
     model: &mathforge_model::Llama,
     rows: &[&Rollout],
     pad: u32,
@@ -683,6 +715,62 @@ pub fn completion_logprobs(
     .map_err(|e| Error::Msg(e.to_string()))?
     .to_dtype(DType::F32)?;
     completion_block(&lp, rows, device)
+}
+
+/// [`completion_logprobs`] with each distinct prompt run once: prompts left-padded, completions
+/// (minus their last token, which predicts nothing) right-padded after them. Completion token 0
+/// is scored from its prompt's last hidden state, token `t > 0` from suffix position `t - 1`.
+#[allow(clippy::too_many_arguments)]
+fn shared_prompt_logprobs(
+    model: &mathforge_model::Llama,
+    rows: &[&Rollout],
+    prompts: &[&[u32]],
+    which: &[usize],
+    pad: u32,
+    chunk: usize,
+    temperature: f32,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let msg = |e: mathforge_model::Error| Error::Msg(e.to_string());
+    let tp = prompts.iter().map(|p| p.len()).max().unwrap_or(0);
+    let (mut pids, mut pmask) = (Vec::with_capacity(prompts.len() * tp), Vec::with_capacity(prompts.len() * tp));
+    for p in prompts {
+        pids.extend(std::iter::repeat_n(pad, tp - p.len()).chain(p.iter().copied()));
+        pmask.extend(std::iter::repeat_n(0f32, tp - p.len()).chain(std::iter::repeat_n(1f32, p.len())));
+    }
+    let pids = Tensor::from_vec(pids, (prompts.len(), tp), device)?;
+    let pmask = Tensor::from_vec(pmask, (prompts.len(), tp), device)?;
+    let suffixes: Vec<Vec<u32>> =
+        rows.iter().map(|r| r.completion_ids[..r.completion_ids.len() - 1].to_vec()).collect();
+    let (sids, smask) = pad_batch(&suffixes, pad, device)?;
+    let (hp, hs) =
+        model.forward_hidden_shared_prefix(&pids, &pmask, which, &sids, &smask).map_err(msg)?;
+    let idx = Tensor::from_vec(which.iter().map(|&w| w as u32).collect::<Vec<_>>(), rows.len(), device)?;
+    let first = hp.narrow(1, tp - 1, 1)?.contiguous()?.index_select(&idx, 0)?;
+    let hidden = match hs {
+        Some(hs) => Tensor::cat(&[&first, &hs], 1)?,
+        None => first,
+    };
+    let tc = hidden.dim(1)?;
+    let mut targets = vec![0u32; rows.len() * tc];
+    let mut mask = vec![0f32; rows.len() * tc];
+    for (b, r) in rows.iter().enumerate() {
+        targets[b * tc..b * tc + r.completion_ids.len()].copy_from_slice(&r.completion_ids);
+        mask[b * tc..b * tc + r.completion_ids.len()].iter_mut().for_each(|m| *m = 1.0);
+    }
+    let targets = Tensor::from_vec(targets, (rows.len(), tc), device)?;
+    let lp = mathforge_model::logprob::tempered_logprobs_from_hidden(
+        model,
+        &hidden,
+        &targets,
+        chunk,
+        temperature as f64,
+    )
+    .map_err(msg)?
+    .to_dtype(DType::F32)?;
+    // Zero past each completion's end, like the padded path.
+    let mask = Tensor::from_vec(mask, (rows.len(), tc), device)?;
+    Ok(((lp * &mask)?, mask))
 }
 
 /// Run (or resume) GRPO. `progress` is called after every optimizer step.
@@ -1208,5 +1296,51 @@ mod tests {
         let bad = Tensor::zeros((2, 2), DType::F32, &Device::Cpu).unwrap();
         let err = policy_loss(&logp, &old, None, &bad, &mask, &base).err().unwrap().to_string();
         assert!(err.contains("`adv`"), "{err}");
+    }
+
+    /// Scoring each group's prompt once must give the per-row padded path's log-probs and
+    /// gradients (groups of different prompt lengths, completions of lengths 1 to 5, T = 0.7).
+    #[test]
+    fn shared_prompt_logprobs_equal_the_padded_path() {
+        let cfg = mathforge_model::Config::from_json_str(
+            r#"{"model_type":"llama","hidden_size":32,"intermediate_size":64,"num_hidden_layers":2,
+               "num_attention_heads":4,"num_key_value_heads":2,"vocab_size":40,"max_position_embeddings":64}"#,
+        )
+        .unwrap();
+        let vm = mathforge_model::checkpoint::init_varmap(&cfg, 5, DType::F64, &Device::Cpu).unwrap();
+        let model = mathforge_model::Llama::new(&cfg, candle_nn::VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu)).unwrap();
+        let roll = |p: &[u32], c: &[u32]| Rollout {
+            example: 0,
+            prompt_ids: p.to_vec(),
+            completion_ids: c.to_vec(),
+            text: String::new(),
+            reward: 0.0,
+            truncated: false,
+        };
+        let rs = [
+            roll(&[1, 5, 9], &[4, 4, 2, 7, 1]),
+            roll(&[1, 5, 9], &[3]),
+            roll(&[1, 8, 8, 6, 2, 11], &[9, 10]),
+            roll(&[1, 5, 9], &[30, 31, 32]),
+            roll(&[1, 8, 8, 6, 2, 11], &[5, 6, 7, 8]),
+        ];
+        let rows: Vec<&Rollout> = rs.iter().collect();
+        let (a, ma) = completion_logprobs(&model, &rows, 0, 3, 0.7, &Device::Cpu).unwrap();
+        let (b, mb) = padded_completion_logprobs(&model, &rows, 0, 3, 0.7, &Device::Cpu).unwrap();
+        assert_eq!(ma.to_vec2::<f32>().unwrap(), mb.to_vec2::<f32>().unwrap());
+        let (va, vb) = (a.to_vec2::<f32>().unwrap(), b.to_vec2::<f32>().unwrap());
+        for (x, y) in va.iter().flatten().zip(vb.iter().flatten()) {
+            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+        }
+        let w = Tensor::arange(0f32, 25.0, &Device::Cpu).unwrap().reshape((5, 5)).unwrap().sin().unwrap();
+        let ga = (a * &ma).unwrap().mul(&w).unwrap().sum_all().unwrap().backward().unwrap();
+        let gb = (b * &mb).unwrap().mul(&w).unwrap().sum_all().unwrap().backward().unwrap();
+        for (name, v) in vm.data().lock().unwrap().iter() {
+            let x = ga.get(v.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let y = gb.get(v.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            for (x, y) in x.iter().zip(&y) {
+                assert!((x - y).abs() < 1e-5, "{name}: {x} vs {y}");
+            }
+        }
     }
 }

@@ -344,3 +344,89 @@ fn gradient_checkpointing_passes_finite_differences() {
         }
     }
 }
+
+/// The shared-prefix forward (each prompt run once, its G completions attending to its keys and
+/// values) must equal `forward_hidden` on the concatenated rows, in value and in every weight's
+/// gradient: prefixes of different lengths (left-padded), a prefix shared by three rows, a suffix
+/// with no real token, GQA and q/k/v bias; f64 and f32 (fused kernels).
+#[test]
+fn shared_prefix_forward_matches_concatenated_rows() {
+    let prefixes = [vec![3u32, 7, 1], vec![9, 4, 2, 8, 5]];
+    let rows = [0usize, 1, 0, 1, 0];
+    let suffixes = [vec![6u32, 2, 10, 1], vec![11, 3], vec![], vec![4, 4, 7], vec![5]];
+    for (cfg, dtype) in [(tiny_llama(), DType::F64), (tiny_qwen2(), DType::F64), (tiny_llama(), DType::F32)] {
+        let (vm, vb) = if dtype == DType::F64 {
+            varmap_vb(&cfg, 21)
+        } else {
+            let vm = checkpoint::init_varmap(&cfg, 21, dtype, &Device::Cpu).unwrap();
+            let vb = VarBuilder::from_varmap(&vm, dtype, &Device::Cpu);
+            (vm, vb)
+        };
+        let model = mathforge_model::Llama::new(&cfg, vb).unwrap();
+        let pad = |rs: &[Vec<u32>], left: bool| {
+            let t = rs.iter().map(Vec::len).max().unwrap();
+            let (mut ids, mut mask) = (vec![], vec![]);
+            for r in rs {
+                let (p, m) = (vec![0u32; t - r.len()], vec![0f32; t - r.len()]);
+                let ones = vec![1f32; r.len()];
+                if left {
+                    ids.push([p, r.clone()].concat());
+                    mask.push([m, ones].concat());
+                } else {
+                    ids.push([r.clone(), p].concat());
+                    mask.push([ones, m].concat());
+                }
+            }
+            (Tensor::new(ids, &Device::Cpu).unwrap(), Tensor::new(mask, &Device::Cpu).unwrap())
+        };
+        let (pids, pmask) = pad(&prefixes, true);
+        let (sids, smask) = pad(&suffixes, false);
+        let (hp, hs) = model.forward_hidden_shared_prefix(&pids, &pmask, &rows, &sids, &smask).unwrap();
+        let hs = hs.unwrap();
+        let tp = pids.dim(1).unwrap();
+        // Each row's real positions, prefix then suffix, stacked: [N, H].
+        let mut shared = vec![];
+        for (b, &r) in rows.iter().enumerate() {
+            let lp = prefixes[r].len();
+            shared.push(hp.narrow(0, r, 1).unwrap().narrow(1, tp - lp, lp).unwrap().squeeze(0).unwrap());
+            if !suffixes[b].is_empty() {
+                shared.push(hs.narrow(0, b, 1).unwrap().narrow(1, 0, suffixes[b].len()).unwrap().squeeze(0).unwrap());
+            }
+        }
+        let shared = Tensor::cat(&shared, 0).unwrap().to_dtype(DType::F64).unwrap();
+        let full: Vec<Vec<u32>> = rows.iter().zip(&suffixes).map(|(&r, s)| [prefixes[r].clone(), s.clone()].concat()).collect();
+        let (fids, fmask) = pad(&full, false);
+        let hf = model.forward_hidden(&fids, Some(&fmask)).unwrap();
+        let plain = Tensor::cat(
+            &full.iter().enumerate().map(|(b, f)| hf.narrow(0, b, 1).unwrap().narrow(1, 0, f.len()).unwrap().squeeze(0).unwrap()).collect::<Vec<_>>(),
+            0,
+        )
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap();
+        assert_eq!(shared.dims(), plain.dims());
+        let tol = if dtype == DType::F64 { 1e-10 } else { 2e-5 };
+        let (a, b) = (shared.flatten_all().unwrap().to_vec1::<f64>().unwrap(), plain.flatten_all().unwrap().to_vec1::<f64>().unwrap());
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= tol * x.abs().max(1.0), "{dtype:?} hidden: {x} vs {y}");
+        }
+        let gs = weighted_sum(&shared, 22).backward().unwrap();
+        let gp = weighted_sum(&plain, 22).backward().unwrap();
+        let mut n = 0;
+        for (name, v) in vm.data().lock().unwrap().iter() {
+            if name == "lm_head.weight" {
+                continue; // hidden states stop before the lm_head
+            }
+            let a = gs.get(v.as_tensor()).unwrap_or_else(|| panic!("shared: no gradient for {name}"));
+            let b = gp.get(v.as_tensor()).unwrap_or_else(|| panic!("plain: no gradient for {name}"));
+            let a = a.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let b = b.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let scale = b.iter().fold(0f64, |m, x| m.max(x.abs())).max(1e-3);
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() <= tol * 10.0 * scale, "{dtype:?} {name}: {x} vs {y}");
+            }
+            n += 1;
+        }
+        assert!(n >= 10, "only {n} weights compared");
+    }
+}
