@@ -54,7 +54,7 @@ impl LocalBackend {
             n: first.n,
             seed: first.seed,
         };
-        let opts = GenerateOptions { max_batch: self.max_batch, eos_ids: None, ignore_eos: false };
+        let opts = GenerateOptions { max_batch: self.max_batch, ..Default::default() };
         let (out, _stats) =
             generate(&self.model, &self.tokenizer, &ids, &params, &opts, |_| {}).map_err(|e| format!("generate: {e}"))?;
         Ok(out.into_iter().map(|cs| cs.into_iter().map(|c| c.text).collect()).collect())

@@ -19,6 +19,7 @@
 //! string: that is what the policy emitted and what GRPO trains on), its text (special tokens
 //! skipped, cut before a stop string), the finish reason, and the log-prob of every sampled token
 //! under the unmodified model distribution.
+use crate::decode::{FastDecoder, Job, SeqCache};
 use crate::llama::{KvCache, Llama};
 use crate::sampling::{sample, FinishReason, Sampled, SamplingParams, SeqRng, StopStrings};
 use crate::tokenizer::Tokenizer;
@@ -35,11 +36,14 @@ pub struct GenerateOptions {
     pub eos_ids: Option<Vec<u32>>,
     /// Never stop on EOS (benchmarks: every row generates `max_new_tokens`).
     pub ignore_eos: bool,
+    /// Decode f32 models on the CPU with [`crate::decode::FastDecoder`] (false: candle's ops,
+    /// e.g. to compare the two).
+    pub fast_cpu: bool,
 }
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions { max_batch: 64, eos_ids: None, ignore_eos: false }
+        GenerateOptions { max_batch: 64, eos_ids: None, ignore_eos: false, fast_cpu: true }
     }
 }
 
@@ -98,6 +102,9 @@ struct Row {
     next_pos: u32,
     /// Token budget: `max_new_tokens`, capped by the context window.
     budget: usize,
+    /// This sequence's keys and values on the fast CPU path (candle's path batches them in a
+    /// `KvCache` instead).
+    cache: Option<SeqCache>,
 }
 
 /// Generate `params.n` completions for each tokenized prompt.
@@ -118,6 +125,7 @@ pub fn generate(
     // Decoding never needs gradients: over a trainable model's `Var`s every step would build an
     // autograd graph (time and memory) only to drop it.
     let model = &model.detached();
+    let fast = if opts.fast_cpu { FastDecoder::new(model)? } else { None };
     let window = model.config().max_position_embeddings;
     let vocab = model.config().vocab_size;
     for (i, p) in prompts.iter().enumerate() {
@@ -158,6 +166,7 @@ pub fn generate(
         let first = g * per_group;
         let done = run_group(
             model,
+            fast.as_ref(),
             tokenizer,
             group,
             first,
@@ -186,6 +195,7 @@ pub fn generate(
 #[allow(clippy::too_many_arguments)]
 fn run_group(
     model: &Llama,
+    fast: Option<&FastDecoder>,
     tokenizer: &Tokenizer,
     prompts: &[Vec<u32>],
     first_prompt: usize,
@@ -214,22 +224,35 @@ fn run_group(
         mask.extend(std::iter::repeat_n(0f32, padn).chain(std::iter::repeat_n(1f32, p.len())));
     }
     let mut cache = KvCache::new(model.config());
-    let logits = model.forward_step(
-        &Tensor::from_vec(ids, (b, longest), device)?,
-        &Tensor::from_vec(pos, (b, longest), device)?,
-        &Tensor::from_vec(mask.clone(), (b, longest), device)?,
-        &mut cache,
-    )?;
+    let mut prefilled: Vec<SeqCache> = vec![];
+    let mut logits = match fast {
+        Some(f) => {
+            prefilled = prompts.iter().map(|_| f.new_cache()).collect();
+            let mut jobs: Vec<Job> =
+                prefilled.iter_mut().zip(prompts).map(|(cache, p)| Job { cache, tokens: p }).collect();
+            f.forward(&mut jobs)?
+        }
+        None => model
+            .forward_step(
+                &Tensor::from_vec(ids, (b, longest), device)?,
+                &Tensor::from_vec(pos, (b, longest), device)?,
+                &Tensor::from_vec(mask.clone(), (b, longest), device)?,
+                &mut cache,
+            )?
+            .to_dtype(DType::F32)?
+            .to_vec2::<f32>()?,
+    };
     stats.forward_calls += 1;
     stats.forward_rows += b;
     stats.prompt_tokens += prompts.iter().map(Vec::len).sum::<usize>();
 
     // Replicate each prompt's cache row and logits `n` times: rows are prompt-major.
-    let mut logits = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
     let mut rows: Vec<Row> = Vec::with_capacity(b * n);
     if n > 1 {
         let rep: Vec<usize> = (0..b).flat_map(|i| std::iter::repeat_n(i, n)).collect();
-        cache.select_rows(&rep)?;
+        if fast.is_none() {
+            cache.select_rows(&rep)?;
+        }
         logits = rep.iter().map(|&i| logits[i].clone()).collect();
     }
     for (i, p) in prompts.iter().enumerate() {
@@ -244,6 +267,7 @@ fn run_group(
                 mask: mask[i * longest..(i + 1) * longest].to_vec(),
                 next_pos: p.len() as u32,
                 budget: params.max_new_tokens.min(window - p.len()),
+                cache: fast.map(|_| prefilled[i].clone()),
             });
         }
     }
@@ -296,13 +320,26 @@ fn run_group(
         if keep.is_empty() {
             return Ok(());
         }
-        if keep.len() < slots.len() {
+        if keep.len() < slots.len() && fast.is_none() {
             cache.select_rows(&keep)?;
         }
         rows = keep.iter().filter_map(|&r| slots[r].take()).collect();
 
         // One decode step for the rows still running.
         let b = rows.len();
+        if let Some(f) = fast {
+            let last: Vec<[u32; 1]> = rows.iter().map(|r| [*r.tokens.last().unwrap_or(&pad)]).collect();
+            let mut jobs = Vec::with_capacity(b);
+            for (row, t) in rows.iter_mut().zip(&last) {
+                row.next_pos += 1;
+                let cache = row.cache.as_mut().ok_or_else(|| Error::Msg("generate: fast row without a cache".into()))?;
+                jobs.push(Job { cache, tokens: t });
+            }
+            logits = f.forward(&mut jobs)?;
+            stats.forward_calls += 1;
+            stats.forward_rows += b;
+            continue;
+        }
         let s = rows[0].mask.len() + 1;
         let mut ids = Vec::with_capacity(b);
         let mut pos = Vec::with_capacity(b);

@@ -7,6 +7,7 @@ pub use error::{Error, Result};
 pub mod chat;
 pub mod checkpoint;
 pub mod config;
+pub mod decode;
 pub mod device;
 pub mod generate;
 pub mod llama;

@@ -71,6 +71,9 @@ pub struct Args {
     /// Most sequences decoded together.
     #[arg(long, default_value_t = 64)]
     pub max_batch: usize,
+    /// Decode f32 models on the CPU with the fast decoder (`false`: candle's ops).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub fast_cpu: bool,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -180,7 +183,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         n: a.n,
         seed: a.seed,
     };
-    let opts = GenerateOptions { max_batch: a.max_batch, eos_ids: None, ignore_eos: a.ignore_eos };
+    let opts = GenerateOptions { max_batch: a.max_batch, eos_ids: None, ignore_eos: a.ignore_eos, fast_cpu: a.fast_cpu };
 
     let total = (prompts.len() * a.n) as u64;
     let pb = crate::util::progress(total, "sequences");
