@@ -300,6 +300,66 @@ impl FastDecoder {
     /// `[V]` after each job's last token, in job order. The jobs are split into one chunk per
     /// worker of the current rayon pool.
     pub fn forward(&self, jobs: &mut [Job<'_>]) -> Result<Vec<Vec<f32>>> {
+        self.run(jobs, false)
+    }
+
+    /// Like [`FastDecoder::forward`], but the logits after every token: `[t·V]` per job.
+    pub fn forward_all(&self, jobs: &mut [Job<'_>]) -> Result<Vec<Vec<f32>>> {
+        self.run(jobs, true)
+    }
+
+    /// Log-probs of completions under `softmax(logits / temperature)`, the scoring pass of RL
+    /// (reference and old-policy log-probs): row `r` is completion `rows[r].1` after prompt
+    /// `prompts[rows[r].0]`. Each prompt is run once and its cache cloned into its rows (GRPO's
+    /// G samples share one prefill). Returns one log-prob per completion token.
+    pub fn score(&self, prompts: &[&[u32]], rows: &[(usize, &[u32])], temperature: f32) -> Result<Vec<Vec<f32>>> {
+        if !(temperature.is_finite() && temperature > 0.0) {
+            return Err(Error::BadInput { what: "temperature", msg: format!("must be finite and > 0, got {temperature}") });
+        }
+        if let Some((r, _)) = rows.iter().find(|(p, _)| *p >= prompts.len()) {
+            return Err(Error::BadInput { what: "rows", msg: format!("prompt index {r} out of range for {} prompts", prompts.len()) });
+        }
+        let mut caches: Vec<SeqCache> = prompts.iter().map(|_| self.new_cache()).collect();
+        let mut jobs: Vec<Job> = caches.iter_mut().zip(prompts).map(|(cache, &tokens)| Job { cache, tokens }).collect();
+        let first = self.forward(&mut jobs)?;
+        let mut row_caches: Vec<SeqCache> =
+            rows.iter().filter(|(_, c)| c.len() > 1).map(|(p, _)| caches[*p].clone()).collect();
+        let mut jobs: Vec<Job> = rows
+            .iter()
+            .filter(|(_, c)| c.len() > 1)
+            .zip(row_caches.iter_mut())
+            .map(|((_, c), cache)| Job { cache, tokens: &c[..c.len() - 1] })
+            .collect();
+        let rest = self.forward_all(&mut jobs)?;
+        let v = self.vocab;
+        let inv_t = 1.0 / temperature;
+        let lp = |logits: &[f32], target: u32| -> f32 {
+            let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x * inv_t));
+            let sum: f32 = logits.iter().map(|&x| exp_f32(x * inv_t - max)).sum();
+            logits[target as usize] * inv_t - max - sum.ln()
+        };
+        let mut rest = rest.into_iter();
+        let mut out = Vec::with_capacity(rows.len());
+        for (p, c) in rows {
+            let mut lps = Vec::with_capacity(c.len());
+            if let Some(&t0) = c.first() {
+                if t0 as usize >= v {
+                    return Err(Error::BadInput { what: "completion", msg: format!("token id {t0} >= vocab_size {v}") });
+                }
+                lps.push(lp(&first[*p], t0));
+            }
+            if c.len() > 1 {
+                let all = rest.next().ok_or_else(|| Error::Msg("fast decoder: missing scored row".into()))?;
+                for (k, &t) in c[1..].iter().enumerate() {
+                    lps.push(lp(&all[k * v..(k + 1) * v], t));
+                }
+            }
+            out.push(lps);
+        }
+        Ok(out)
+    }
+
+    fn run(&self, jobs: &mut [Job<'_>], all: bool) -> Result<Vec<Vec<f32>>> {
         if let Some(j) = jobs.iter().find(|j| j.tokens.is_empty()) {
             return Err(Error::BadInput { what: "tokens", msg: format!("a decode job at position {} has no token", j.cache.len) });
         }
@@ -308,32 +368,32 @@ impl FastDecoder {
         }
         let threads = rayon::current_num_threads().max(1).min(jobs.len().max(1));
         if threads <= 1 {
-            return Ok(self.forward_chunk(jobs));
+            return Ok(self.forward_chunk(jobs, all));
         }
         let chunk = jobs.len().div_ceil(threads);
-        let parts: Vec<Vec<Vec<f32>>> = jobs.par_chunks_mut(chunk).map(|c| self.forward_chunk(c)).collect();
+        let parts: Vec<Vec<Vec<f32>>> = jobs.par_chunks_mut(chunk).map(|c| self.forward_chunk(c, all)).collect();
         Ok(parts.into_iter().flatten().collect())
     }
 
     /// [`FastDecoder::forward`] for one chunk, on the calling thread; compiled a second time
     /// for AVX2 + FMA and picked at run time (the crate is built for baseline x86-64).
-    fn forward_chunk(&self, jobs: &mut [Job<'_>]) -> Vec<Vec<f32>> {
+    fn forward_chunk(&self, jobs: &mut [Job<'_>], all: bool) -> Vec<Vec<f32>> {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU supports the features the function is compiled for (checked above).
-            return unsafe { self.forward_chunk_avx2(jobs) };
+            return unsafe { self.forward_chunk_avx2(jobs, all) };
         }
-        self.forward_chunk_generic(jobs)
+        self.forward_chunk_generic(jobs, all)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn forward_chunk_avx2(&self, jobs: &mut [Job<'_>]) -> Vec<Vec<f32>> {
-        self.forward_chunk_generic(jobs)
+    unsafe fn forward_chunk_avx2(&self, jobs: &mut [Job<'_>], all: bool) -> Vec<Vec<f32>> {
+        self.forward_chunk_generic(jobs, all)
     }
 
     #[inline(always)]
-    fn forward_chunk_generic(&self, jobs: &mut [Job<'_>]) -> Vec<Vec<f32>> {
+    fn forward_chunk_generic(&self, jobs: &mut [Job<'_>], all: bool) -> Vec<Vec<f32>> {
         let (h, nh, nkv, d, inter) = (self.h, self.nh, self.nkv, self.d, self.inter);
         let (qd, kvd) = (nh * d, nkv * d);
         let nqkv = qd + 2 * kvd;
@@ -434,6 +494,21 @@ impl FastDecoder {
                 }
             }
             matmul(m, h, inter, &act, &l.wd, &mut x, true);
+        }
+        if all {
+            // Every token: final norm, lm_head, split per job.
+            rms_norm(&x.clone(), &self.norm, self.eps, &mut x);
+            let mut logits = vec![0f32; m * self.vocab];
+            matmul(m, self.vocab, h, &x, &self.lm_head, &mut logits, false);
+            let mut out = Vec::with_capacity(jobs.len());
+            let mut row = 0;
+            for j in jobs.iter_mut() {
+                let t = j.tokens.len();
+                out.push(logits[row * self.vocab..(row + t) * self.vocab].to_vec());
+                row += t;
+                j.cache.len += t;
+            }
+            return out;
         }
         // The last token of each job: final norm, lm_head.
         let mut last = vec![0f32; jobs.len() * h];

@@ -690,6 +690,36 @@ pub fn completion_logprobs(
     padded_completion_logprobs(model, rows, pad, chunk, temperature, device)
 }
 
+/// [`completion_logprobs`] (values only, zero past each completion's end) from the fast CPU
+/// decoder: no autograd, each distinct prompt prefilled once.
+pub fn fast_completion_logprobs(
+    fast: &mathforge_model::decode::FastDecoder,
+    rows: &[&Rollout],
+    temperature: f32,
+    device: &Device,
+) -> Result<Tensor> {
+    let mut prompts: Vec<&[u32]> = vec![];
+    let mut jobs = Vec::with_capacity(rows.len());
+    for r in rows {
+        let p = r.prompt_ids.as_slice();
+        let i = match prompts.iter().position(|q| *q == p) {
+            Some(i) => i,
+            None => {
+                prompts.push(p);
+                prompts.len() - 1
+            }
+        };
+        jobs.push((i, r.completion_ids.as_slice()));
+    }
+    let lps = fast.score(&prompts, &jobs, temperature).map_err(|e| Error::Msg(e.to_string()))?;
+    let tc = rows.iter().map(|r| r.completion_ids.len()).max().unwrap_or(0).max(1);
+    let mut out = vec![0f32; rows.len() * tc];
+    for (b, l) in lps.iter().enumerate() {
+        out[b * tc..b * tc + l.len()].copy_from_slice(l);
+    }
+    Ok(Tensor::from_vec(out, (rows.len(), tc), device)?)
+}
+
 /// [`completion_logprobs`] without prompt sharing: each row is its prompt + completion,
 /// right-padded (public so tests can hold the two paths against each other).
 pub fn padded_completion_logprobs(
@@ -825,6 +855,15 @@ pub fn run(
         git_commit.clone(),
     )?;
     let mut reference = if cfg.beta != 0.0 { Some(load_reference(&tr, period)?) } else { None };
+    // The reference scored by the fast CPU decoder when it applies (f32 on the CPU): its
+    // snapshot is taken once per reference, not per step.
+    let fast_of = |r: &Option<mathforge_model::Llama>| -> Result<Option<mathforge_model::decode::FastDecoder>> {
+        match r {
+            Some(m) => mathforge_model::decode::FastDecoder::new(m).map_err(|e| Error::Msg(e.to_string())),
+            None => Ok(None),
+        }
+    };
+    let mut ref_fast = fast_of(&reference)?;
     let mut scorer = match &cfg.reward_model {
         Some(d) => Some(crate::rm::RewardScorer::load(d, tok.pad_id(), &tr.device)?),
         None => None,
@@ -1037,16 +1076,21 @@ pub fn run(
         let device = tr.device.clone();
         let micro: Vec<Vec<(&Rollout, &[f64])>> = rows.chunks(mb).map(|c| c.to_vec()).collect();
         let mut old: Vec<Option<Tensor>> = vec![None; micro.len()];
+        let t_ref = std::time::Instant::now();
         let refs: Vec<Option<Tensor>> = match &reference {
             Some(rm) => micro
                 .iter()
                 .map(|c| {
                     let rs: Vec<&Rollout> = c.iter().map(|(r, _)| *r).collect();
-                    Ok(Some(completion_logprobs(rm, &rs, pad, chunk, cfg.temperature, &device)?.0.detach()))
+                    Ok(Some(match &ref_fast {
+                        Some(f) => fast_completion_logprobs(f, &rs, cfg.temperature, &device)?,
+                        None => completion_logprobs(rm, &rs, pad, chunk, cfg.temperature, &device)?.0.detach(),
+                    }))
                 })
                 .collect::<Result<_>>()?,
             None => vec![None; micro.len()],
         };
+        stage_m.insert("reference_seconds".into(), Value::from(t_ref.elapsed().as_secs_f64()));
         let live: Vec<f64> = micro
             .iter()
             .map(|c| c.iter().filter(|(r, _)| !(cfg.mask_truncated && r.truncated)).count() as f64)
@@ -1138,6 +1182,7 @@ pub fn run(
                     let r = frozen_copy(&tr)?;
                     save_reference(&tr, &r)?;
                     reference = Some(r);
+                    ref_fast = fast_of(&reference)?;
                 }
                 if retrain_rm {
                     let t_rm = std::time::Instant::now();
@@ -1328,6 +1373,20 @@ mod tests {
         let (a, ma) = completion_logprobs(&model, &rows, 0, 3, 0.7, &Device::Cpu).unwrap();
         let (b, mb) = padded_completion_logprobs(&model, &rows, 0, 3, 0.7, &Device::Cpu).unwrap();
         assert_eq!(ma.to_vec2::<f32>().unwrap(), mb.to_vec2::<f32>().unwrap());
+        // The fast decoder's scoring pass (f32 snapshot of the same weights) agrees too.
+        let f32s: std::collections::HashMap<String, Tensor> = vm
+            .data()
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_tensor().to_dtype(DType::F32).unwrap()))
+            .collect();
+        let m32 = mathforge_model::Llama::new(&cfg, candle_nn::VarBuilder::from_tensors(f32s, DType::F32, &Device::Cpu)).unwrap();
+        let fast = mathforge_model::decode::FastDecoder::new(&m32).unwrap().unwrap();
+        let c = fast_completion_logprobs(&fast, &rows, 0.7, &Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
+        for (x, y) in c.iter().flatten().zip(b.to_vec2::<f32>().unwrap().iter().flatten()) {
+            assert!((x - y).abs() < 1e-4, "fast {x} vs {y}");
+        }
         let (va, vb) = (a.to_vec2::<f32>().unwrap(), b.to_vec2::<f32>().unwrap());
         for (x, y) in va.iter().flatten().zip(vb.iter().flatten()) {
             assert!((x - y).abs() < 1e-5, "{x} vs {y}");
