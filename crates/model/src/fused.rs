@@ -30,9 +30,23 @@ type CResult<T> = candle_core::Result<T>;
 const ROW_BLOCK: usize = 128;
 
 /// Element types the fused kernels handle.
-pub trait Real: WithDType + num_traits::Float + Send + Sync + 'static {}
-impl Real for f32 {}
-impl Real for f64 {}
+pub trait Real: WithDType + num_traits::Float + Send + Sync + 'static {
+    /// `e^x`: libm's in f64 (gradient checks), the vectorizable [`crate::decode::exp_f32`]
+    /// (relative error ~2e-7, below f32's rounding of the sums it feeds) in f32.
+    fn fexp(self) -> Self;
+}
+impl Real for f32 {
+    #[inline(always)]
+    fn fexp(self) -> f32 {
+        crate::decode::exp_f32(self)
+    }
+}
+impl Real for f64 {
+    #[inline(always)]
+    fn fexp(self) -> f64 {
+        self.exp()
+    }
+}
 
 /// True when the fused kernels apply to `x`: a CPU tensor in f32 or f64.
 pub fn supported(x: &Tensor) -> bool {
@@ -115,13 +129,20 @@ fn gemm_into<T: Real>(
 
 fn softmax_row<T: Real>(row: &mut [T]) {
     let max = row.iter().copied().fold(T::neg_infinity(), num_traits::Float::max);
-    let mut sum = T::zero();
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum = sum + *v;
-    }
-    let inv = T::one() / sum;
+    // Separate passes: the exp loop vectorizes only without the running sum.
+    row.iter_mut().for_each(|v| *v = (*v - max).fexp());
+    let inv = T::one() / lanes_sum(row.iter().copied());
     row.iter_mut().for_each(|v| *v = *v * inv);
+}
+
+/// Sum in 8 interleaved lanes (vectorizable without reassociating a single running sum).
+#[inline(always)]
+fn lanes_sum<T: Real>(it: impl Iterator<Item = T>) -> T {
+    let mut acc = [T::zero(); 8];
+    for (i, v) in it.enumerate() {
+        acc[i & 7] = acc[i & 7] + v;
+    }
+    acc.iter().fold(T::zero(), |a, &b| a + b)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -532,7 +553,7 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> CResult<Tensor> {
 struct SwiGlu;
 
 fn sigmoid<T: Real>(a: T) -> T {
-    T::one() / (T::one() + (-a).exp())
+    T::one() / (T::one() + (-a).fexp())
 }
 
 impl CustomOp2 for SwiGlu {
@@ -604,7 +625,7 @@ struct TargetLogprob {
 
 fn logsumexp<T: Real>(row: &[T]) -> T {
     let max = row.iter().copied().fold(T::neg_infinity(), num_traits::Float::max);
-    max + row.iter().fold(T::zero(), |a, &v| a + (v - max).exp()).ln()
+    max + lanes_sum(row.iter().map(|&v| (v - max).fexp())).ln()
 }
 
 impl CustomOp2 for TargetLogprob {
@@ -655,7 +676,7 @@ pub fn target_logprobs_grad(logits: &Tensor, targets: &Tensor, grad: &Tensor) ->
                 // d(x_t - lse)/dx_j = [j = t] - softmax_j
                 let lse = logsumexp(xr);
                 let gr = gv[r];
-                dr.iter_mut().zip(xr).for_each(|(d, &xv)| *d = -gr * (xv - lse).exp());
+                dr.iter_mut().zip(xr).for_each(|(d, &xv)| *d = -gr * (xv - lse).fexp());
                 let t = targets[r] as usize;
                 dr[t] = dr[t] + gr;
             });
