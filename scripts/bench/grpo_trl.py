@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,17 @@ def questions(n, seed=0):
 
 
 def main():
+    args_keep = "--keep" in sys.argv
+    work_dirs = []
+    try:
+        return _main(work_dirs)
+    finally:
+        if not args_keep:
+            for w in work_dirs:
+                shutil.rmtree(w, ignore_errors=True)
+
+
+def _main(work_dirs):
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--group-size", type=int, default=8)
@@ -49,6 +61,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bin", default="target-train/release/mathforge")
     ap.add_argument("--only", choices=["ours", "trl"], help="run one side (debugging)")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (checkpoints, metrics)")
     args = ap.parse_args()
 
     import torch
@@ -56,6 +69,7 @@ def main():
 
     torch.set_num_threads(args.threads)
     work = tempfile.mkdtemp(prefix="grpo-bench-")
+    work_dirs.append(work)
     data = os.path.join(work, "train.jsonl")
     rows = questions(256)
     with open(data, "w") as f:

@@ -335,8 +335,16 @@ impl FastDecoder {
         let inv_t = 1.0 / temperature;
         let lp = |logits: &[f32], target: u32| -> f32 {
             let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x * inv_t));
-            let sum: f32 = logits.iter().map(|&x| exp_f32(x * inv_t - max)).sum();
-            logits[target as usize] * inv_t - max - sum.ln()
+            // Fixed 8-lane chunks so the exponentials vectorize.
+            let mut acc = [0f32; 8];
+            let chunks = logits.chunks_exact(8);
+            let rest: f32 = chunks.remainder().iter().map(|&x| exp_f32(x * inv_t - max)).sum();
+            for c in chunks {
+                for i in 0..8 {
+                    acc[i] += exp_f32(c[i] * inv_t - max);
+                }
+            }
+            logits[target as usize] * inv_t - max - (acc.iter().sum::<f32>() + rest).ln()
         };
         let mut rest = rest.into_iter();
         let mut out = Vec::with_capacity(rows.len());
