@@ -124,12 +124,25 @@ impl Attention {
         bias: &Tensor,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
     ) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
+        let (b, t, h) = x.dims3()?;
+        Ok(self.forward2(&x.reshape((b * t, h))?, (b, t), cos, sin, bias, cache)?.reshape((b, t, ()))?)
+    }
+
+    /// [`Attention::forward`] on the flattened residual stream `x: [B·t, H]` → `[B·t, H]`.
+    fn forward2(
+        &self,
+        x: &Tensor,
+        (b, t): (usize, usize),
+        cos: &Tensor,
+        sin: &Tensor,
+        bias: &Tensor,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> Result<Tensor> {
         let (nh, nkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         if cache.is_none() {
             // Whole-sequence path (training, scoring, prefill without a cache): the fused kernels
             // of `fused.rs` in the projections' own [B, T, heads, d] layout, no transposes.
-            let (q, k, v) = self.project(x, cos, sin)?;
+            let (q, k, v) = self.project(x, (b, t), cos, sin)?;
             return self.attend(&q, &k, &v, bias);
         }
         let q = self.q_proj.forward(x)?.reshape((b, t, nh, d))?.transpose(1, 2)?.contiguous()?;
@@ -149,15 +162,14 @@ impl Attention {
             *slot = Some((k.detach(), v.detach()));
         }
         let out = fused::attention_heads_first(&q, &k, &v, bias, 1.0 / (d as f64).sqrt())?;
-        let out = out.transpose(1, 2)?.reshape((b, t, nh * d))?;
+        let out = out.transpose(1, 2)?.reshape((b * t, nh * d))?;
         Ok(self.o_proj.forward(&out)?)
     }
 }
 
 impl Attention {
-    /// RoPE'd queries `[B,t,nh,d]` and keys, values `[B,t,nkv,d]` of `x: [B,t,H]`.
-    fn project(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
-        let (b, t, _) = x.dims3()?;
+    /// RoPE'd queries `[B,t,nh,d]` and keys, values `[B,t,nkv,d]` of `x: [B·t,H]`.
+    fn project(&self, x: &Tensor, (b, t): (usize, usize), cos: &Tensor, sin: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
         let (nh, nkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let q = self.q_proj.forward(x)?.reshape((b, t, nh, d))?;
         let k = self.k_proj.forward(x)?.reshape((b, t, nkv, d))?;
@@ -165,11 +177,12 @@ impl Attention {
         Ok((fused::rope(&q, cos, sin)?, fused::rope(&k, cos, sin)?, v))
     }
 
-    /// Fused attention of `q: [B,t,nh,d]` over `k, v: [B,S,nkv,d]` (`bias: [B,1,t,S]`), then o_proj.
+    /// Fused attention of `q: [B,t,nh,d]` over `k, v: [B,S,nkv,d]` (`bias: [B,1,t,S]`), then
+    /// o_proj → `[B·t, H]`.
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor) -> Result<Tensor> {
         let (b, t, nh, d) = q.dims4()?;
         let out = fused::attention(q, k, v, bias, 1.0 / (d as f64).sqrt())?;
-        Ok(self.o_proj.forward(&out.reshape((b, t, nh * d))?)?)
+        Ok(self.o_proj.forward(&out.reshape((b * t, nh * d))?)?)
     }
 }
 
@@ -259,14 +272,16 @@ impl DecoderLayer {
     fn forward_checkpointed(
         &self,
         x: &Tensor,
+        bt: (usize, usize),
         cos: &Tensor,
         sin: &Tensor,
         bias: &Tensor,
         stash: &CheckpointGrads,
     ) -> Result<Tensor> {
-        let out = self.detached().forward(&x.detach(), cos, sin, bias, None)?.contiguous()?;
+        let out = self.detached().forward(&x.detach(), bt, cos, sin, bias, None)?.contiguous()?;
         let op = LayerCheckpoint {
             layer: self.clone(),
+            bt,
             cos: cos.clone(),
             sin: sin.clone(),
             bias: bias.clone(),
@@ -276,15 +291,17 @@ impl DecoderLayer {
         Ok(x.apply_op1(op)?)
     }
 
+    /// One layer on the flattened residual stream `x: [B·t, H]` (`bt = (B, t)`) → `[B·t, H]`.
     fn forward(
         &self,
         x: &Tensor,
+        bt: (usize, usize),
         cos: &Tensor,
         sin: &Tensor,
         bias: &Tensor,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
     ) -> Result<Tensor> {
-        let h = self.self_attn.forward(&self.input_layernorm.forward(x)?, cos, sin, bias, cache)?;
+        let h = self.self_attn.forward2(&self.input_layernorm.forward(x)?, bt, cos, sin, bias, cache)?;
         self.finish(&(x + h)?)
     }
 
@@ -304,15 +321,15 @@ impl DecoderLayer {
         xp: &Tensor,
         xs: Option<&Tensor>,
         rows: &Tensor,
-        (cos_p, sin_p, bias_p): (&Tensor, &Tensor, &Tensor),
-        (cos_s, sin_s, bias_s): (&Tensor, &Tensor, &Tensor),
+        (bt_p, cos_p, sin_p, bias_p): ((usize, usize), &Tensor, &Tensor, &Tensor),
+        (bt_s, cos_s, sin_s, bias_s): ((usize, usize), &Tensor, &Tensor, &Tensor),
     ) -> Result<(Tensor, Option<Tensor>)> {
         let a = &self.self_attn;
-        let (q, k, v) = a.project(&self.input_layernorm.forward(xp)?, cos_p, sin_p)?;
+        let (q, k, v) = a.project(&self.input_layernorm.forward(xp)?, bt_p, cos_p, sin_p)?;
         let hp = a.attend(&q, &k, &v, bias_p)?;
         let outp = self.finish(&(xp + hp)?)?;
         let Some(xs) = xs else { return Ok((outp, None)) };
-        let (qs, ks, vs) = a.project(&self.input_layernorm.forward(xs)?, cos_s, sin_s)?;
+        let (qs, ks, vs) = a.project(&self.input_layernorm.forward(xs)?, bt_s, cos_s, sin_s)?;
         let ks = Tensor::cat(&[&k.index_select(rows, 0)?, &ks], 1)?;
         let vs = Tensor::cat(&[&v.index_select(rows, 0)?, &vs], 1)?;
         let hs = a.attend(&qs, &ks, &vs, bias_s)?;
@@ -343,6 +360,7 @@ impl CheckpointGrads {
 /// gradient of `layer(x)` in the backward pass. See the module docs.
 struct LayerCheckpoint {
     layer: DecoderLayer,
+    bt: (usize, usize),
     cos: Tensor,
     sin: Tensor,
     bias: Tensor,
@@ -390,7 +408,7 @@ impl candle_core::CustomOp1 for LayerCheckpoint {
         let xv = Var::from_tensor(&x.detach())?;
         let y = self
             .layer
-            .forward(xv.as_tensor(), &self.cos, &self.sin, &self.bias, None)
+            .forward(xv.as_tensor(), self.bt, &self.cos, &self.sin, &self.bias, None)
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let mut grads = (y * grad.detach())?.backward()?;
         let gx = grads.remove(xv.as_tensor());
@@ -589,17 +607,19 @@ impl Llama {
         mut cache: Option<&mut KvCache>,
     ) -> Result<Tensor> {
         let (cos, sin) = self.rope.cos_sin(positions, self.dtype)?;
-        let mut x = self.embed_tokens.forward(input_ids)?;
+        let (b, t) = input_ids.dims2()?;
+        // The residual stream stays `[B·T, H]` through the layers (see `Linear::forward`).
+        let mut x = self.embed_tokens.forward(&input_ids.flatten_all()?)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
             x = match (&self.checkpoint, slot) {
                 (Some(stash), None) if x.track_op() => {
-                    layer.forward_checkpointed(&x, &cos, &sin, bias, stash)?
+                    layer.forward_checkpointed(&x, (b, t), &cos, &sin, bias, stash)?
                 }
-                (_, slot) => layer.forward(&x, &cos, &sin, bias, slot)?,
+                (_, slot) => layer.forward(&x, (b, t), &cos, &sin, bias, slot)?,
             };
         }
-        Ok(self.norm.forward(&x)?)
+        Ok(self.norm.forward(&x)?.reshape((b, t, ()))?)
     }
 
     /// Final hidden states `[B,T,H]` (after the last RMSNorm) for a padded batch.
@@ -666,7 +686,7 @@ impl Llama {
         let dt = compute_dtype(self.dtype);
         let (cos_p, sin_p) = self.rope.cos_sin(&Tensor::new(pos_p, &self.device)?, self.dtype)?;
         let bias_p = attention_bias(&pm, 0, tp, dt, &self.device)?;
-        let mut xp = self.embed_tokens.forward(prefix_ids)?;
+        let mut xp = self.embed_tokens.forward(&prefix_ids.flatten_all()?)?;
         let idx = Tensor::from_vec(rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), b, &self.device)?;
         let mut xs = None;
         let (mut cos_s, mut sin_s, mut bias_s) = (cos_p.clone(), sin_p.clone(), bias_p.clone());
@@ -674,13 +694,21 @@ impl Llama {
             (cos_s, sin_s) = self.rope.cos_sin(&Tensor::new(pos_s, &self.device)?, self.dtype)?;
             let keys: Vec<Vec<f32>> = rows.iter().zip(&sm).map(|(&r, s)| [pm[r].as_slice(), s].concat()).collect();
             bias_s = attention_bias(&keys, tp, ts, dt, &self.device)?;
-            xs = Some(self.embed_tokens.forward(suffix_ids)?);
+            xs = Some(self.embed_tokens.forward(&suffix_ids.flatten_all()?)?);
         }
         for layer in &self.layers {
-            let (np, ns) = layer.forward_shared(&xp, xs.as_ref(), &idx, (&cos_p, &sin_p, &bias_p), (&cos_s, &sin_s, &bias_s))?;
+            let (np, ns) = layer.forward_shared(
+                &xp,
+                xs.as_ref(),
+                &idx,
+                ((p, tp), &cos_p, &sin_p, &bias_p),
+                ((b, ts), &cos_s, &sin_s, &bias_s),
+            )?;
             (xp, xs) = (np, ns);
         }
-        Ok((self.norm.forward(&xp)?, xs.map(|x| self.norm.forward(&x)).transpose()?))
+        let hp = self.norm.forward(&xp)?.reshape((p, tp, ()))?;
+        let hs = xs.map(|x| self.norm.forward(&x)?.reshape((b, ts, ()))).transpose()?;
+        Ok((hp, hs))
     }
 
     /// Logits `[B,T,V]` for a padded batch (`attention_mask`: 1 = token, 0 = pad).

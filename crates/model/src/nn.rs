@@ -49,6 +49,15 @@ impl Module for Linear {
         // Flatten leading dims into one GEMM with a transposed (strided) RHS: no weight copy, and one
         // large matmul is far faster on CPU than a broadcast batch of small ones.
         let dims = x.dims();
+        if dims.len() == 2 {
+            // Already `[rows, in]` (the decoder's residual stream): no reshape nodes, whose
+            // backward would each cost a zeroed buffer and an add in candle's gradient store.
+            let y = x.matmul(&self.weight.t()?)?;
+            return match &self.bias {
+                Some(b) => y.broadcast_add(b),
+                None => Ok(y),
+            };
+        }
         let in_dim = dims[dims.len() - 1];
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?;
