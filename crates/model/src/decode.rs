@@ -200,6 +200,20 @@ fn sum(a: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + r.iter().sum::<f32>()
 }
 
+/// Maximum in 8 fixed lanes (no running dependency through `f32::max`'s NaN handling).
+#[inline(always)]
+fn lanes_max(a: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let c = a.chunks_exact(8);
+    let r = c.remainder();
+    for x in c {
+        for i in 0..8 {
+            acc[i] = if x[i] > acc[i] { x[i] } else { acc[i] };
+        }
+    }
+    acc.iter().chain(r).fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
+}
+
 #[inline(always)]
 fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let h = w.len();
@@ -470,11 +484,10 @@ impl FastDecoder {
                         let g = hh / rep;
                         let q = &qkv[r * nqkv + hh * d..r * nqkv + (hh + 1) * d];
                         let sc = &mut scores[..len];
-                        let mut max = f32::NEG_INFINITY;
                         for (p, s) in sc.iter_mut().enumerate() {
                             *s = dot(q, &kc[p * kvd + g * d..p * kvd + (g + 1) * d]) * scale;
-                            max = max.max(*s);
                         }
+                        let max = lanes_max(sc);
                         // Two passes: the exp loop vectorizes only without the running sum.
                         sc.iter_mut().for_each(|s| *s = exp_f32(*s - max));
                         let inv = 1.0 / sum(sc);
