@@ -57,7 +57,9 @@ pub struct FastDecoder {
     inter: usize,
     vocab: usize,
     eps: f32,
-    embed: Vec<f32>,
+    /// `[V, H]`; `None` with tied embeddings, whose rows are read from `lm_head`'s columns
+    /// instead (one copy of the largest matrix of a small model, not two).
+    embed: Option<Vec<f32>>,
     layers: Vec<Layer>,
     norm: Vec<f32>,
     /// `[H, V]`.
@@ -232,6 +234,9 @@ impl FastDecoder {
         if !model.device().is_cpu() || model.dtype() != DType::F32 {
             return Ok(None);
         }
+        if std::env::var_os("MATHFORGE_FAST_CPU").is_some_and(|v| v == "0") {
+            return Ok(None); // escape hatch: candle's ops everywhere (A/B, debugging)
+        }
         let cfg = model.config();
         let named: HashMap<String, candle_core::Tensor> = model.named_tensors().into_iter().collect();
         if named.values().map(|t| t.elem_count()).sum::<usize>() > MAX_PARAMS {
@@ -284,7 +289,7 @@ impl FastDecoder {
             });
         }
         let embed = get("model.embed_tokens.weight")?;
-        let lm = if cfg.tie_word_embeddings { embed.clone() } else { get("lm_head.weight")? };
+        let (embed, lm) = if cfg.tie_word_embeddings { (None, embed) } else { (Some(embed), get("lm_head.weight")?) };
         // The inverse frequencies exactly as `nn::Rope` computes them (f32, then / factor).
         let inv_freq = (0..d / 2)
             .map(|i| (1.0f32 / (cfg.rope_theta as f32).powf((2 * i) as f32 / d as f32)) / cfg.rope_scaling_factor as f32)
@@ -425,7 +430,11 @@ impl FastDecoder {
         let m: usize = jobs.iter().map(|j| j.tokens.len()).sum();
         let mut x = vec![0f32; m * h];
         for (row, &t) in jobs.iter().flat_map(|j| j.tokens.iter()).enumerate() {
-            x[row * h..(row + 1) * h].copy_from_slice(&self.embed[t as usize * h..(t as usize + 1) * h]);
+            let (t, xr) = (t as usize, &mut x[row * h..(row + 1) * h]);
+            match &self.embed {
+                Some(e) => xr.copy_from_slice(&e[t * h..(t + 1) * h]),
+                None => xr.iter_mut().enumerate().for_each(|(j, v)| *v = self.lm_head[j * self.vocab + t]),
+            }
         }
         // cos/sin per token: `[m, d/2]` (the two halves of a head share them).
         let (mut cos, mut sin) = (vec![0f32; m * half], vec![0f32; m * half]);

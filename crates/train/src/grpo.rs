@@ -803,6 +803,22 @@ fn shared_prompt_logprobs(
     Ok(((lp * &mask)?, mask))
 }
 
+/// The frozen reference policy: the fast CPU decoder's snapshot when it applies (f32 on the
+/// CPU; the candle model is dropped, so the reference is held once), else the model itself.
+enum Reference {
+    Fast(mathforge_model::decode::FastDecoder),
+    Model(mathforge_model::Llama),
+}
+
+impl Reference {
+    fn new(model: mathforge_model::Llama) -> Result<Reference> {
+        Ok(match mathforge_model::decode::FastDecoder::new(&model).map_err(|e| Error::Msg(e.to_string()))? {
+            Some(f) => Reference::Fast(f),
+            None => Reference::Model(model),
+        })
+    }
+}
+
 /// Run (or resume) GRPO. `progress` is called after every optimizer step.
 pub fn run(
     cfg: &GrpoConfig,
@@ -854,16 +870,8 @@ pub fn run(
         frozen,
         git_commit.clone(),
     )?;
-    let mut reference = if cfg.beta != 0.0 { Some(load_reference(&tr, period)?) } else { None };
-    // The reference scored by the fast CPU decoder when it applies (f32 on the CPU): its
-    // snapshot is taken once per reference, not per step.
-    let fast_of = |r: &Option<mathforge_model::Llama>| -> Result<Option<mathforge_model::decode::FastDecoder>> {
-        match r {
-            Some(m) => mathforge_model::decode::FastDecoder::new(m).map_err(|e| Error::Msg(e.to_string())),
-            None => Ok(None),
-        }
-    };
-    let mut ref_fast = fast_of(&reference)?;
+    let mut reference =
+        if cfg.beta != 0.0 { Some(Reference::new(load_reference(&tr, period)?)?) } else { None };
     let mut scorer = match &cfg.reward_model {
         Some(d) => Some(crate::rm::RewardScorer::load(d, tok.pad_id(), &tr.device)?),
         None => None,
@@ -1082,9 +1090,11 @@ pub fn run(
                 .iter()
                 .map(|c| {
                     let rs: Vec<&Rollout> = c.iter().map(|(r, _)| *r).collect();
-                    Ok(Some(match &ref_fast {
-                        Some(f) => fast_completion_logprobs(f, &rs, cfg.temperature, &device)?,
-                        None => completion_logprobs(rm, &rs, pad, chunk, cfg.temperature, &device)?.0.detach(),
+                    Ok(Some(match rm {
+                        Reference::Fast(f) => fast_completion_logprobs(f, &rs, cfg.temperature, &device)?,
+                        Reference::Model(m) => {
+                            completion_logprobs(m, &rs, pad, chunk, cfg.temperature, &device)?.0.detach()
+                        }
                     }))
                 })
                 .collect::<Result<_>>()?,
@@ -1181,8 +1191,7 @@ pub fn run(
                 if reference.is_some() {
                     let r = frozen_copy(&tr)?;
                     save_reference(&tr, &r)?;
-                    reference = Some(r);
-                    ref_fast = fast_of(&reference)?;
+                    reference = Some(Reference::new(r)?);
                 }
                 if retrain_rm {
                     let t_rm = std::time::Instant::now();
