@@ -657,6 +657,23 @@ pub(crate) fn padded(rows: &[&Rollout], pad: u32, device: &Device) -> Result<(Te
     pad_batch(&seqs, pad, device)
 }
 
+/// The distinct prompts of `rows` in first-seen order, and each row's index into them (the
+/// rows of a GRPO group share one).
+fn distinct_prompts<'a>(rows: &[&'a Rollout]) -> (Vec<&'a [u32]>, Vec<usize>) {
+    let mut prompts: Vec<&[u32]> = vec![];
+    let which = rows
+        .iter()
+        .map(|r| {
+            let p = r.prompt_ids.as_slice();
+            prompts.iter().position(|q| *q == p).unwrap_or_else(|| {
+                prompts.push(p);
+                prompts.len() - 1
+            })
+        })
+        .collect();
+    (prompts, which)
+}
+
 /// Per-token log-probs `[B, Tc]` of the completions of `rows` under `model` at the rollout
 /// `temperature` (the tempered policy the sampler drew from), and their mask; one forward pass
 /// per call. Rows with the same prompt (a GRPO group) share one forward of that prompt
@@ -671,18 +688,7 @@ pub fn completion_logprobs(
     temperature: f32,
     device: &Device,
 ) -> Result<(Tensor, Tensor)> {
-    let mut prompts: Vec<&[u32]> = vec![];
-    let mut which = Vec::with_capacity(rows.len());
-    for r in rows {
-        let p = r.prompt_ids.as_slice();
-        which.push(match prompts.iter().position(|q| *q == p) {
-            Some(i) => i,
-            None => {
-                prompts.push(p);
-                prompts.len() - 1
-            }
-        });
-    }
+    let (prompts, which) = distinct_prompts(rows);
     let all_nonempty = rows.iter().all(|r| !r.prompt_ids.is_empty() && !r.completion_ids.is_empty());
     if prompts.len() < rows.len() && all_nonempty && !model.gradient_checkpointing() {
         return shared_prompt_logprobs(model, rows, &prompts, &which, pad, chunk, temperature, device);
@@ -698,19 +704,9 @@ pub fn fast_completion_logprobs(
     temperature: f32,
     device: &Device,
 ) -> Result<Tensor> {
-    let mut prompts: Vec<&[u32]> = vec![];
-    let mut jobs = Vec::with_capacity(rows.len());
-    for r in rows {
-        let p = r.prompt_ids.as_slice();
-        let i = match prompts.iter().position(|q| *q == p) {
-            Some(i) => i,
-            None => {
-                prompts.push(p);
-                prompts.len() - 1
-            }
-        };
-        jobs.push((i, r.completion_ids.as_slice()));
-    }
+    let (prompts, which) = distinct_prompts(rows);
+    let jobs: Vec<(usize, &[u32])> =
+        which.iter().zip(rows).map(|(&i, r)| (i, r.completion_ids.as_slice())).collect();
     let lps = fast.score(&prompts, &jobs, temperature).map_err(|e| Error::Msg(e.to_string()))?;
     let tc = rows.iter().map(|r| r.completion_ids.len()).max().unwrap_or(0).max(1);
     let mut out = vec![0f32; rows.len() * tc];

@@ -114,6 +114,43 @@ fn varmap_vb(cfg: &mathforge_model::Config, seed: u64) -> (VarMap, VarBuilder<'s
     (vm, vb)
 }
 
+/// `varmap_vb` in f64 (non-trivial biases and norms); a plain init in other dtypes.
+fn varmap_in(cfg: &mathforge_model::Config, seed: u64, dtype: DType) -> (VarMap, VarBuilder<'static>) {
+    if dtype == DType::F64 {
+        return varmap_vb(cfg, seed);
+    }
+    let vm = checkpoint::init_varmap(cfg, seed, dtype, &Device::Cpu).unwrap();
+    let vb = VarBuilder::from_varmap(&vm, dtype, &Device::Cpu);
+    (vm, vb)
+}
+
+/// Every weight of `vm` (but `skip`) has a gradient in both stores, equal to `tol` times the
+/// largest entry of the first.
+fn assert_same_weight_grads(
+    vm: &VarMap,
+    (ga, la): (&candle_core::backprop::GradStore, &str),
+    (gb, lb): (&candle_core::backprop::GradStore, &str),
+    tol: f64,
+    skip: &[&str],
+) {
+    let mut n = 0;
+    for (name, v) in vm.data().lock().unwrap().iter() {
+        if skip.contains(&name.as_str()) {
+            continue;
+        }
+        let a = ga.get(v.as_tensor()).unwrap_or_else(|| panic!("{la}: no gradient for {name}"));
+        let b = gb.get(v.as_tensor()).unwrap_or_else(|| panic!("{lb}: no gradient for {name}"));
+        let a = a.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let b = b.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let scale = a.iter().fold(0f64, |m, x| m.max(x.abs())).max(1e-3);
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= tol * scale, "{name}: {la} {x} vs {lb} {y}");
+        }
+        n += 1;
+    }
+    assert!(n >= 10, "only {n} weights compared");
+}
+
 fn get(vm: &VarMap, name: &str) -> Var {
     vm.data().lock().unwrap().get(name).unwrap_or_else(|| panic!("{name}")).clone()
 }
@@ -264,13 +301,7 @@ fn fused_swiglu_and_rmsnorm_match_composed_ops_in_f32() {
 #[test]
 fn gradient_checkpointing_matches_the_plain_graph() {
     for (cfg, dtype) in [(tiny_llama(), DType::F64), (tiny_qwen2(), DType::F64), (tiny_llama(), DType::F32)] {
-        let (vm, vb) = if dtype == DType::F64 {
-            varmap_vb(&cfg, 13)
-        } else {
-            let vm = checkpoint::init_varmap(&cfg, 13, dtype, &Device::Cpu).unwrap();
-            let vb = VarBuilder::from_varmap(&vm, dtype, &Device::Cpu);
-            (vm, vb)
-        };
+        let (vm, vb) = varmap_in(&cfg, 13, dtype);
         let plain = mathforge_model::Llama::new(&cfg, vb).unwrap();
         let mut ckpt = plain.clone();
         ckpt.set_gradient_checkpointing(true);
@@ -289,19 +320,7 @@ fn gradient_checkpointing_matches_the_plain_graph() {
         let gp = plain.backward(&lp).unwrap();
         let gc = ckpt.backward(&lc).unwrap();
         let tol = if dtype == DType::F64 { 1e-10 } else { 1e-5 };
-        let mut n = 0;
-        for (name, v) in vm.data().lock().unwrap().iter() {
-            let a = gp.get(v.as_tensor()).unwrap_or_else(|| panic!("plain: no gradient for {name}"));
-            let b = gc.get(v.as_tensor()).unwrap_or_else(|| panic!("checkpointed: no gradient for {name}"));
-            let a = a.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
-            let b = b.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
-            let scale = a.iter().fold(0f64, |m, x| m.max(x.abs())).max(1e-3);
-            for (x, y) in a.iter().zip(&b) {
-                assert!((x - y).abs() <= tol * scale, "{dtype:?} {name}: {x} vs {y}");
-            }
-            n += 1;
-        }
-        assert!(n >= 10, "only {n} weights compared");
+        assert_same_weight_grads(&vm, (&gp, "plain"), (&gc, "checkpointed"), tol, &[]);
         // Without the merge the layers' weights get no gradient at all.
         let bare = loss_of(&ckpt).backward().unwrap();
         let w = get(&vm, "model.layers.0.mlp.up_proj.weight");
@@ -355,13 +374,7 @@ fn shared_prefix_forward_matches_concatenated_rows() {
     let rows = [0usize, 1, 0, 1, 0];
     let suffixes = [vec![6u32, 2, 10, 1], vec![11, 3], vec![], vec![4, 4, 7], vec![5]];
     for (cfg, dtype) in [(tiny_llama(), DType::F64), (tiny_qwen2(), DType::F64), (tiny_llama(), DType::F32)] {
-        let (vm, vb) = if dtype == DType::F64 {
-            varmap_vb(&cfg, 21)
-        } else {
-            let vm = checkpoint::init_varmap(&cfg, 21, dtype, &Device::Cpu).unwrap();
-            let vb = VarBuilder::from_varmap(&vm, dtype, &Device::Cpu);
-            (vm, vb)
-        };
+        let (vm, vb) = varmap_in(&cfg, 21, dtype);
         let model = mathforge_model::Llama::new(&cfg, vb).unwrap();
         let pad = |rs: &[Vec<u32>], left: bool| {
             let t = rs.iter().map(Vec::len).max().unwrap();
@@ -412,21 +425,7 @@ fn shared_prefix_forward_matches_concatenated_rows() {
         }
         let gs = weighted_sum(&shared, 22).backward().unwrap();
         let gp = weighted_sum(&plain, 22).backward().unwrap();
-        let mut n = 0;
-        for (name, v) in vm.data().lock().unwrap().iter() {
-            if name == "lm_head.weight" {
-                continue; // hidden states stop before the lm_head
-            }
-            let a = gs.get(v.as_tensor()).unwrap_or_else(|| panic!("shared: no gradient for {name}"));
-            let b = gp.get(v.as_tensor()).unwrap_or_else(|| panic!("plain: no gradient for {name}"));
-            let a = a.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
-            let b = b.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
-            let scale = b.iter().fold(0f64, |m, x| m.max(x.abs())).max(1e-3);
-            for (x, y) in a.iter().zip(&b) {
-                assert!((x - y).abs() <= tol * 10.0 * scale, "{dtype:?} {name}: {x} vs {y}");
-            }
-            n += 1;
-        }
-        assert!(n >= 10, "only {n} weights compared");
+        // Hidden states stop before the lm_head.
+        assert_same_weight_grads(&vm, (&gp, "plain"), (&gs, "shared"), tol * 10.0, &["lm_head.weight"]);
     }
 }
