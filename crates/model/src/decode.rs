@@ -527,9 +527,9 @@ impl FastDecoder {
         }
         if all {
             // Every token: final norm, lm_head, split per job.
-            rms_norm(&x.clone(), &self.norm, self.eps, &mut x);
+            rms_norm(&x, &self.norm, self.eps, &mut xn); // the layers' scratch buffer, no copy of x
             let mut logits = vec![0f32; m * self.vocab];
-            matmul(m, self.vocab, h, &x, &self.lm_head, &mut logits, false);
+            matmul(m, self.vocab, h, &xn, &self.lm_head, &mut logits, false);
             let mut out = Vec::with_capacity(jobs.len());
             let mut row = 0;
             for j in jobs.iter_mut() {
