@@ -97,6 +97,12 @@ pub struct Job<'a> {
 }
 
 /// `[rows, cols]` row-major → `[cols, rows]`.
+/// A raw pointer that rayon tasks writing disjoint parts of one buffer may share.
+struct SendPtr(*mut f32);
+// SAFETY: only used for writes to disjoint regions, each by one task (see `lm_head_rows`).
+unsafe impl Sync for SendPtr {}
+unsafe impl Send for SendPtr {}
+
 fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0f32; w.len()];
     for r in 0..rows {
@@ -145,7 +151,9 @@ fn matmul(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], acc
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
-    let xc = x.clamp(-87.3, 88.7);
+    // `max`/`min` (not `clamp`) so that NaN becomes -87.3 here: the integer cast below must not
+    // see NaN; the NaN itself is passed through by the last select.
+    let xc = x.max(-87.3).min(88.7);
     // Round to nearest through the 1.5·2^23 trick (no `round` instruction needed).
     let n = (xc * LOG2E + 12_582_912.0) - 12_582_912.0;
     let r = xc - n * 0.693_359_4 - n * -2.121_944_4e-4;
@@ -204,7 +212,7 @@ fn sum(a: &[f32]) -> f32 {
 
 /// Maximum in 8 fixed lanes (no running dependency through `f32::max`'s NaN handling).
 #[inline(always)]
-fn lanes_max(a: &[f32]) -> f32 {
+pub(crate) fn lanes_max(a: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; 8];
     let c = a.chunks_exact(8);
     let r = c.remainder();
@@ -394,16 +402,68 @@ impl FastDecoder {
             return Err(Error::BadInput { what: "tokens", msg: format!("token id {bad} >= vocab_size {}", self.vocab) });
         }
         let threads = rayon::current_num_threads().max(1).min(jobs.len().max(1));
-        if threads <= 1 {
-            return Ok(self.forward_chunk(jobs, all));
+        let out = if threads <= 1 {
+            self.forward_chunk(jobs, all)
+        } else {
+            let chunk = jobs.len().div_ceil(threads);
+            let parts: Vec<Vec<Vec<f32>>> = jobs.par_chunks_mut(chunk).map(|c| self.forward_chunk(c, all)).collect();
+            parts.into_iter().flatten().collect()
+        };
+        if all {
+            return Ok(out);
         }
-        let chunk = jobs.len().div_ceil(threads);
-        let parts: Vec<Vec<Vec<f32>>> = jobs.par_chunks_mut(chunk).map(|c| self.forward_chunk(c, all)).collect();
-        Ok(parts.into_iter().flatten().collect())
+        // One row per job (a decode step): the lm_head runs once over all rows, split by vocabulary
+        // block across the workers. Per-worker row chunks would each stream the whole `[H, V]`
+        // matrix from memory for a few rows; this streams it once.
+        let normed: Vec<f32> = out.concat();
+        Ok(self.lm_head_rows(&normed, jobs.len()).chunks_exact(self.vocab).map(<[f32]>::to_vec).collect())
+    }
+
+    /// `logits [n, V] = normed [n, H] · lm_head [H, V]`, in vocabulary blocks of at least 512
+    /// columns, one rayon task each.
+    fn lm_head_rows(&self, normed: &[f32], n: usize) -> Vec<f32> {
+        let (h, v) = (self.h, self.vocab);
+        let mut logits = vec![0f32; n * v];
+        let blocks = rayon::current_num_threads().max(1).min(v.div_ceil(512));
+        let width = v.div_ceil(blocks).next_multiple_of(16);
+        let starts: Vec<usize> = (0..v).step_by(width).collect();
+        let dst = SendPtr(logits.as_mut_ptr());
+        starts.par_iter().for_each(|&c0| {
+            let w = width.min(v - c0);
+            let dst = &dst;
+            // SAFETY: `normed` is `[n, h]` and `lm_head` `[h, v]` (checked by the caller's
+            // construction); block `[c0, c0 + w)` of `logits` `[n, v]` is written by this task only.
+            unsafe {
+                gemm::gemm(
+                    n,
+                    w,
+                    h,
+                    dst.0.add(c0),
+                    1,
+                    v as isize,
+                    false,
+                    normed.as_ptr(),
+                    1,
+                    h as isize,
+                    self.lm_head.as_ptr().add(c0),
+                    1,
+                    v as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        });
+        logits
     }
 
     /// [`FastDecoder::forward`] for one chunk, on the calling thread; compiled a second time
-    /// for AVX2 + FMA and picked at run time (the crate is built for baseline x86-64).
+    /// for AVX2 + FMA and picked at run time (the crate is built for baseline x86-64). Returns
+    /// each job's logits after every token (`all`), or else one vector: the final-normed hidden
+    /// state after each job's last token, `[jobs, H]`, for [`FastDecoder::lm_head_rows`].
     fn forward_chunk(&self, jobs: &mut [Job<'_>], all: bool) -> Vec<Vec<f32>> {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
@@ -550,9 +610,7 @@ impl FastDecoder {
         }
         let mut normed = vec![0f32; last.len()];
         rms_norm(&last, &self.norm, self.eps, &mut normed);
-        let mut logits = vec![0f32; jobs.len() * self.vocab];
-        matmul(jobs.len(), self.vocab, h, &normed, &self.lm_head, &mut logits, false);
-        logits.chunks_exact(self.vocab).map(<[f32]>::to_vec).collect()
+        vec![normed] // the caller applies the lm_head to every chunk's rows at once
     }
 }
 

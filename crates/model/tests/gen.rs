@@ -204,7 +204,21 @@ fn fast_cpu_decoder_equals_the_candle_path() {
             "tie_word_embeddings":false,"rope_theta":1000000.0,"rope_scaling":{{"type":"linear","factor":2.0}},
             "initializer_range":0.3}}"#
         ),
+        // A vocabulary wider than the tokenizer's (ids past it are never fed), so that a decode
+        // step's lm_head is split into several vocabulary blocks (one per worker of the pool).
+        format!(
+            r#"{{"model_type":"llama","hidden_size":32,"intermediate_size":64,"num_hidden_layers":2,
+            "num_attention_heads":4,"num_key_value_heads":2,"vocab_size":{},"max_position_embeddings":96,
+            "tie_word_embeddings":false,"initializer_range":0.3}}"#,
+            v + 1337
+        ),
     ];
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+    pool.install(|| fast_cpu_cases(&tok, &configs));
+}
+
+fn fast_cpu_cases(tok: &Tokenizer, configs: &[String]) {
+    let v = tok.vocab_size();
     for (ci, json) in configs.iter().enumerate() {
         let cfg = Config::from_json_str(json).unwrap();
         let model = checkpoint::init_model(&cfg, 40 + ci as u64, DType::F32, &Device::Cpu).unwrap().0;
