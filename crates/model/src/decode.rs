@@ -120,27 +120,22 @@ fn matmul(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], acc
     }
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "decode matmul: operand too small");
     // SAFETY: the bounds of all three operands are checked above; `c` is exclusively borrowed.
+    unsafe { gemm_rows(m, n, k, c.as_mut_ptr(), n, a.as_ptr(), k, b.as_ptr(), n, accumulate) }
+}
+
+/// `c (+)= a · b` for row-major `[m, k]`, `[k, n]` and `[m, n]` operands whose rows are `lda`,
+/// `ldb` and `ldc` floats apart (column blocks of wider matrices), on the calling thread.
+///
+/// # Safety
+/// Every row of each operand must lie inside its allocation, and no other thread may access
+/// the `[m, n]` block of `c` during the call.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_rows(m: usize, n: usize, k: usize, c: *mut f32, ldc: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, accumulate: bool) {
+    // SAFETY: forwarded from the caller's contract.
     unsafe {
         gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
+            m, n, k, c, 1, ldc as isize, accumulate, a, 1, lda as isize, b, 1, ldb as isize, 1.0, 1.0, false, false,
+            false, gemm::Parallelism::None,
         );
     }
 }
@@ -424,37 +419,20 @@ impl FastDecoder {
     fn lm_head_rows(&self, normed: &[f32], n: usize) -> Vec<f32> {
         let (h, v) = (self.h, self.vocab);
         let mut logits = vec![0f32; n * v];
+        if n == 0 || v == 0 {
+            return logits;
+        }
         let blocks = rayon::current_num_threads().max(1).min(v.div_ceil(512));
         let width = v.div_ceil(blocks).next_multiple_of(16);
         let starts: Vec<usize> = (0..v).step_by(width).collect();
+        assert!(normed.len() >= n * h && self.lm_head.len() == h * v, "decode lm_head: operand too small");
         let dst = SendPtr(logits.as_mut_ptr());
         starts.par_iter().for_each(|&c0| {
-            let w = width.min(v - c0);
             let dst = &dst;
-            // SAFETY: `normed` is `[n, h]` and `lm_head` `[h, v]` (checked by the caller's
-            // construction); block `[c0, c0 + w)` of `logits` `[n, v]` is written by this task only.
+            // SAFETY: `normed` is `[n, h]`, `lm_head` `[h, v]` and `logits` `[n, v]` (checked
+            // above); this task alone writes its columns `[c0, c0 + width)` of `logits`.
             unsafe {
-                gemm::gemm(
-                    n,
-                    w,
-                    h,
-                    dst.0.add(c0),
-                    1,
-                    v as isize,
-                    false,
-                    normed.as_ptr(),
-                    1,
-                    h as isize,
-                    self.lm_head.as_ptr().add(c0),
-                    1,
-                    v as isize,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
+                gemm_rows(n, width.min(v - c0), h, dst.0.add(c0), v, normed.as_ptr(), h, self.lm_head.as_ptr().add(c0), v, false)
             }
         });
         logits

@@ -364,15 +364,19 @@ fn skeleton(line: &str) -> String {
 
 /// Step rewards of `response` against the reference `solution`: one per non-empty line of the
 /// response, 1 while every line so far has the skeleton of the reference's line at the same
-/// position, 0 from the first line that does not (or that goes past the reference's end). A
-/// problem here has a single derivation, so "all steps so far match it" is exactly "the correct
-/// answer is still reachable from here", Math-Shepherd's definition of a good step (a lucky final
-/// answer after a wrong step gets 0 for that last step too).
+/// position, 0 from the first line that does not (or that goes past the reference's end); then a
+/// 0 for each reference line the response stopped short of. A problem here has a single
+/// derivation, so "all steps so far match it" is exactly "the correct answer is still reachable
+/// from here", Math-Shepherd's definition of a good step (a lucky final answer after a wrong step
+/// gets 0 for that last step too). The missing steps count because GRPO's process advantage sums
+/// the normalized rewards of every later step: without them, stopping after one line
+/// (`X has 6.\n#### 6`, one 0) beat going on after a wrong step (four 0s), and a 10-minute run
+/// learned to skip the work (docs/train-report.md, section 0.8, run T).
 pub fn step_rewards(solution: &str, response: &str) -> Vec<f32> {
     let reference: Vec<String> =
         solution.lines().filter(|l| !l.trim().is_empty()).map(skeleton).collect();
     let mut ok = true;
-    response
+    let mut rewards: Vec<f32> = response
         .lines()
         .filter(|l| !l.trim().is_empty())
         .enumerate()
@@ -384,7 +388,11 @@ pub fn step_rewards(solution: &str, response: &str) -> Vec<f32> {
                 0.0
             }
         })
-        .collect()
+        .collect();
+    if rewards.len() < reference.len() {
+        rewards.resize(reference.len(), 0.0);
+    }
+    rewards
 }
 
 impl Task for ArithTask {
@@ -532,11 +540,17 @@ mod tests {
             lines[1] = format!("{}>>{wrong} things.", lines[1].rsplit_once(">>").unwrap().0);
             let want: Vec<f32> = (0..n).map(|i| if i < 1 { 1.0 } else { 0.0 }).collect();
             assert_eq!(t.step_rewards(ex, &lines.join("\n")).unwrap(), want);
-            // Lines past the reference's end are wrong steps; an empty response has no steps.
+            // Lines past the reference's end are wrong steps.
             let extra = format!("{sol}\nAnd one more line 7.");
             let r = t.step_rewards(ex, &extra).unwrap();
             assert_eq!((r.len(), r[n - 1], r[n]), (n + 1, 1.0, 0.0));
-            assert!(t.step_rewards(ex, "").unwrap().is_empty());
+            // Stopping short: the right first line, then the start count as the answer (the
+            // shortcut run T learned) scores a 0 for every step it skipped, as does silence.
+            let first = sol.lines().next().unwrap();
+            let short = format!("{first}\n#### {}", first.split(' ').find_map(|w| w.parse::<u64>().ok()).unwrap());
+            let want: Vec<f32> = (0..n).map(|i| if i == 0 { 1.0 } else { 0.0 }).collect();
+            assert_eq!(t.step_rewards(ex, &short).unwrap(), want);
+            assert_eq!(t.step_rewards(ex, "").unwrap(), vec![0.0; n]);
         }
     }
 

@@ -281,9 +281,17 @@ pub fn rule_process_supervision(
             file: "<resolved>".into(),
             msg: format!("task `{}` has no rule-based step rewards", task.name()),
         })?;
+        let mut ends = ends;
         let rewards: Vec<f64> = match (rewards.len(), ends.len()) {
+            (_, 0) => vec![], // no completion token, nothing to attach a step to
             (0, n) => vec![0.0; n],
             (a, b) if a == b => rewards.into_iter().map(f64::from).collect(),
+            // Steps the completion never reached (the task scores them, arith as 0): they end at
+            // its last token, so every token's advantage includes them.
+            (a, b) if a > b && b > 0 => {
+                ends.resize(a, ends[b - 1]);
+                rewards.into_iter().map(f64::from).collect()
+            }
             (a, b) => {
                 return Err(Error::Msg(format!(
                     "task `{}` gave {a} step rewards for a completion with {b} steps",

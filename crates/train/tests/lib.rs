@@ -469,6 +469,14 @@ fn grpo_rule_based_process_supervision() {
     let ends1 = line_ends(&tok, &groups[0][1].completion_ids).unwrap();
     assert!(adv[0][1][ends1[0] + 1..].iter().all(|a| *a < 0.0), "{:?}", adv[0][1]);
     assert!(adv[0][1][0] > adv[0][1][ends1[0] + 1]);
+    // Stopping after the first line (its count given as the answer) is scored like going on
+    // wrongly: the steps it skipped count as 0s at its last token, so its first tokens do not get
+    // a better advantage than the wrong derivation's (they did before: session 7's run T).
+    let first = sol.lines().next().unwrap();
+    let short = format!("{first}\n#### 3");
+    let groups = vec![vec![roll(&sol), roll(&wrong), roll(&short)]];
+    let (adv, _) = rule_process_supervision(task.as_ref(), &tok, &groups, RewardScaling::Group).unwrap();
+    assert!((adv[0][2][0] - adv[0][1][0]).abs() < 1e-9, "short {} vs wrong {}", adv[0][2][0], adv[0][1][0]);
 
     let c = GrpoConfig {
         common: CommonConfig { lr: 1e-3, save_every: 1, ..common(&d.join("grpo-rule"), &tok_dir, &cfg, 1) },
