@@ -96,13 +96,13 @@ pub struct Job<'a> {
     pub tokens: &'a [u32],
 }
 
-/// `[rows, cols]` row-major → `[cols, rows]`.
 /// A raw pointer that rayon tasks writing disjoint parts of one buffer may share.
 struct SendPtr(*mut f32);
 // SAFETY: only used for writes to disjoint regions, each by one task (see `lm_head_rows`).
 unsafe impl Sync for SendPtr {}
 unsafe impl Send for SendPtr {}
 
+/// `[rows, cols]` row-major → `[cols, rows]`.
 fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0f32; w.len()];
     for r in 0..rows {
